@@ -1,0 +1,89 @@
+"""``wisp-shacira``: inspect and decode ``.shac`` files.
+
+Subcommands: ``info FILE`` (sections and byte sizes), ``decode FILE -o OUT``
+(rebuild the signal from the file alone). User errors print one line and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Callable
+
+from wisp_shacira.cli.report import format_table
+from wisp_shacira.codec.model_io import read_shac, section_summary
+from wisp_shacira.errors import ShaciraError
+from wisp_shacira.tasks import get_task
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    """Print the sections of a file with their sizes."""
+    rows, total, problem = section_summary(args.file)
+    model = read_shac(args.file, max_lod=0, partial=True)
+    print(f"{args.file}: task {model.config.get('task')}, {model.num_levels} levels, "
+          f"latent dim {len(model.tables)}, {total} bytes")
+    print(format_table(["section", "bytes"], rows + [("header", total - sum(r[1] for r in rows))]))
+    if problem:
+        print(f"warning: {problem}")
+
+
+def cmd_decode(args: argparse.Namespace) -> None:
+    """Rebuild the signal stored in a file (task taken from the file)."""
+    model = read_shac(args.file, max_lod=0, partial=False)
+    task = get_task(model.config.get("task"))
+    out = task.decode(Path(args.file), Path(args.output), max_lod=args.max_lod)
+    print(f"wrote {out}")
+
+
+EXTRA_COMMANDS: list[str] = [
+    "wisp_shacira.cli.render", "wisp_shacira.cli.lod", "wisp_shacira.cli.view",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wisp-shacira", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    info = sub.add_parser("info", help="list the sections of a .shac file")
+    info.add_argument("file")
+    info.set_defaults(func=cmd_info)
+    dec = sub.add_parser("decode", help="decode a .shac file (image -> PNG, video -> MP4/frames)")
+    dec.add_argument("file")
+    dec.add_argument("-o", "--output", required=True, help="output file or folder")
+    dec.add_argument("--max-lod", type=int, default=None, help="decode levels 0..N-1 only")
+    dec.set_defaults(func=cmd_decode)
+    for name in EXTRA_COMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def run_guarded(func: Callable[[], None]) -> int:
+    """Run ``func``; user errors become one line on stderr and exit code 2."""
+    try:
+        func()
+    except ShaciraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return run_guarded(lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

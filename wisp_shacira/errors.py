@@ -1,0 +1,22 @@
+"""User-facing error types.
+
+Every error a user can cause (bad config, bad input file, corrupt bitstream) is a
+:class:`ShaciraError`. Entry points catch it and print one line, without a traceback.
+"""
+from __future__ import annotations
+
+
+class ShaciraError(Exception):
+    """Base class of errors caused by user input; the message names the problem."""
+
+
+class ConfigError(ShaciraError):
+    """Unknown, duplicate, mistyped or out-of-range configuration value."""
+
+
+class DataError(ShaciraError):
+    """Missing, unreadable or malformed input data (images, videos, scenes)."""
+
+
+class BitstreamError(ShaciraError):
+    """A .shac file that is not one, is truncated, or fails its checksum."""

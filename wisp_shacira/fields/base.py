@@ -1,0 +1,90 @@
+"""Base of every task's field: a :class:`ShaciraGrid` plus small MLP heads.
+
+:class:`CompressedField` turns itself into the plain data of a ``.shac`` file
+(:class:`~wisp_shacira.codec.model_io.ShacModel`) and back. The grid's decoder is
+stored in float32 (it has ``D * F + F`` numbers); head weights in float16, and
+:meth:`CompressedField.round_weights` applies that rounding in memory before export
+so that the exported model and the evaluated model are the same.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from wisp_shacira.codec.model_io import ShacModel
+from wisp_shacira.errors import BitstreamError
+from wisp_shacira.grid.shacira_grid import ShaciraGrid
+
+
+class MLP(nn.Sequential):
+    """``in_dim -> [hidden] * num_layers -> out_dim`` with ReLU between layers.
+
+    Shapes: ``[N, in_dim] -> [N, out_dim]``.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, num_layers: int, out_dim: int) -> None:
+        layers: list[nn.Module] = []
+        width = in_dim
+        for _ in range(num_layers):
+            layers += [nn.Linear(width, hidden_dim), nn.ReLU()]
+            width = hidden_dim
+        layers.append(nn.Linear(width, out_dim))
+        super().__init__(*layers)
+
+
+class CompressedField(nn.Module):
+    """A grid and its heads; subclasses define ``forward``.
+
+    Attributes:
+        grid: the compressed grid.
+        heads: every other learned module that the file must store.
+    """
+
+    grid: ShaciraGrid
+    heads: nn.Module
+
+    def _stored(self) -> dict[str, tuple[nn.Parameter, np.dtype]]:
+        stored = {f"heads.{k}": (p, np.dtype(np.float16)) for k, p in self.heads.named_parameters()}
+        if self.grid.config.compressed:
+            for k, p in self.grid.decoder.named_parameters():
+                stored[f"grid.decoder.{k}"] = (p, np.dtype(np.float32))
+        return stored
+
+    @torch.no_grad()
+    def round_weights(self) -> None:
+        """Round stored weights to their file precision, in place, and harden the latents."""
+        self.grid.harden()
+        for param, dtype in self._stored().values():
+            param.copy_(torch.from_numpy(param.detach().cpu().numpy().astype(dtype).astype(np.float32)))
+
+    @torch.no_grad()
+    def to_shac_model(self, config: dict, precision: int = 16) -> ShacModel:
+        """Plain-data model for :func:`~wisp_shacira.codec.model_io.write_shac`.
+
+        Call :meth:`round_weights` first so that memory and file agree.
+        """
+        if not self.grid.config.compressed:
+            raise ValueError("an uncompressed grid cannot be exported to .shac")
+        weights = {name: p.detach().cpu().numpy().astype(dtype)
+                   for name, (p, dtype) in self._stored().items()}
+        levels = self.grid.integer_latents()
+        return ShacModel(config=config, tables=self.grid.frequency_tables(precision),
+                         weights=weights, level_rows=[len(l) for l in levels], levels=levels)
+
+    @torch.no_grad()
+    def load_shac_model(self, model: ShacModel) -> None:
+        """Load weights and the decoded latent levels of ``model`` into this field."""
+        stored = self._stored()
+        if set(stored) != set(model.weights):
+            raise BitstreamError(f"weights in file {sorted(model.weights)} do not match the "
+                                 f"model's {sorted(stored)}")
+        if model.level_rows != list(self.grid.layout.table_sizes):
+            raise BitstreamError("latent layout in file does not match its configuration")
+        for name, (param, _) in stored.items():
+            if tuple(param.shape) != model.weights[name].shape:
+                raise BitstreamError(f"weight {name}: shape {model.weights[name].shape} in file, "
+                                     f"{tuple(param.shape)} expected")
+            param.copy_(torch.from_numpy(model.weights[name].astype(np.float32)))
+        self.grid.load_levels(model.levels)
+        self.grid.tau = None

@@ -1,0 +1,44 @@
+"""Image field: 2-D :class:`ShaciraGrid` -> MLP -> colour channels."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from wisp_shacira.fields.base import MLP, CompressedField
+from wisp_shacira.grid.fast import EncodingPlan
+from wisp_shacira.grid.shacira_grid import GridConfig, ShaciraGrid
+
+
+@dataclass
+class ImageNefConfig:
+    """MLP head of the image field (YAML section ``nef``).
+
+    Attributes:
+        hidden_dim: width of the hidden layers.
+        num_layers: hidden layers (the paper's code uses 1 of width 16 for Kodak).
+    """
+
+    hidden_dim: int = 16
+    num_layers: int = 1
+
+
+class ImageField(CompressedField):
+    """``f(x, y) -> channels`` over ``[0, 1]^2``.
+
+    Args:
+        grid_config: grid hyper-parameters.
+        nef_config: MLP hyper-parameters.
+        channels: output channels (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA).
+    """
+
+    def __init__(self, grid_config: GridConfig, nef_config: ImageNefConfig, channels: int) -> None:
+        super().__init__()
+        self.grid = ShaciraGrid(2, grid_config)
+        self.heads = MLP(self.grid.output_dim, nef_config.hidden_dim, nef_config.num_layers,
+                         channels)
+
+    def forward(self, coords: torch.Tensor | None, lod_idx: int | None = None,
+                plan: EncodingPlan | None = None) -> torch.Tensor:
+        """Colours at ``coords: [N, 2]`` (x, y) in [0, 1]; returns [N, channels], unclamped."""
+        return self.heads(self.grid.interpolate(coords, lod_idx, plan))

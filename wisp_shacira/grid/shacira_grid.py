@@ -1,0 +1,171 @@
+"""``ShaciraGrid``: a multi-resolution hash grid whose tables are integer latents.
+
+Per level ``l`` the grid holds latents ``Q_hat_l: [T_l, D]`` (continuous proxies of
+integers). A forward pass quantises them (annealed soft rounding, then
+straight-through rounding), maps them through one shared linear decoder ``D -> F``
+and interpolates the decoded features at the query coordinates. A factorised
+prior per latent dimension gives the rate term. With ``compressed=False`` the same
+class is a plain float hash grid (the Instant-NGP baseline: no latents, no rate).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from wisp_shacira.entropy.prior import FactorizedPrior
+from wisp_shacira.entropy.tables import FrequencyTable, build_table
+from wisp_shacira.grid.fast import EncodingPlan, encode
+from wisp_shacira.grid.hashing import GridLayout, make_layout
+from wisp_shacira.grid.quantize import quantize
+
+
+@dataclass
+class GridConfig:
+    """Hyper-parameters of :class:`ShaciraGrid` (YAML section ``grid``).
+
+    Attributes:
+        num_levels: L.
+        min_res: resolution of the coarsest level.
+        max_res: resolution of the finest level.
+        log2_table_size: log2 of T, the maximum rows per level.
+        feature_dim: F, features per level after decoding.
+        latent_dim: D, integer latents per row.
+        latent_init: latents start uniform in ``[-latent_init, latent_init]``.
+        compressed: False gives a plain float grid (no quantisation, no rate).
+        prior_init_scale: initial spread of the learned probability models.
+    """
+
+    num_levels: int = 24
+    min_res: int = 16
+    max_res: int = 512
+    log2_table_size: int = 11
+    feature_dim: int = 1
+    latent_dim: int = 1
+    latent_init: float = 0.1
+    compressed: bool = True
+    prior_init_scale: float = 10.0
+
+
+class ShaciraGrid(nn.Module):
+    """Compressed multi-resolution grid over ``[0, 1]^dim``.
+
+    Args:
+        dim: input dimension d (2 for images, 3 for video and scenes).
+        config: grid hyper-parameters.
+    """
+
+    def __init__(self, dim: int, config: GridConfig) -> None:
+        super().__init__()
+        self.dim = dim
+        self.config = config
+        self.layout: GridLayout = make_layout(dim, config.min_res, config.max_res,
+                                              config.num_levels, config.log2_table_size)
+        rows = self.layout.total_rows
+        self.tau: float | None = None
+        if config.compressed:
+            init = config.latent_init
+            self.latents = nn.Parameter(torch.empty(rows, config.latent_dim).uniform_(-init, init))
+            self.decoder = nn.Linear(config.latent_dim, config.feature_dim)
+            self.prior = FactorizedPrior(config.latent_dim, init_scale=config.prior_init_scale)
+        else:
+            self.latents = nn.Parameter(torch.empty(rows, config.feature_dim).uniform_(-1e-4, 1e-4))
+
+    @property
+    def num_levels(self) -> int:
+        return self.layout.num_levels
+
+    @property
+    def output_dim(self) -> int:
+        """Width of :meth:`interpolate`'s output, ``L * F``."""
+        return self.layout.num_levels * self.config.feature_dim
+
+    def quantized_latents(self) -> torch.Tensor:
+        """Latents rounded as in the current phase (soft when ``self.tau`` is set, else STE).
+
+        Returns:
+            [total_rows, D].
+        """
+        tau = self.tau if self.training else None
+        return quantize(self.latents, tau)
+
+    def decoded_table(self) -> torch.Tensor:
+        """Decoded features of every row: ``decoder(Q)``, or the float table if uncompressed.
+
+        Returns:
+            [total_rows, F].
+        """
+        if not self.config.compressed:
+            return self.latents
+        return self.decoder(self.quantized_latents())
+
+    def interpolate(self, coords: torch.Tensor | None, lod_idx: int | None = None,
+                    plan: EncodingPlan | None = None) -> torch.Tensor:
+        """Multi-resolution features.
+
+        Args:
+            coords: [N, d] in [0, 1] (None when ``plan`` holds them).
+            lod_idx: levels above ``lod_idx`` contribute zeros; None = all levels.
+            plan: precomputed operator for fixed coordinates.
+        Returns:
+            [N, L * F].
+        """
+        active = None if lod_idx is None else lod_idx + 1
+        return encode(self.decoded_table(), coords, self.layout, active, plan)
+
+    def rate_bits(self, sample: int | None = None) -> torch.Tensor:
+        """Estimated bits of the latents: ``sum -log2 P(Q_hat + u)``, u ~ U(-1/2, 1/2).
+
+        The noisy continuous proxy (not the rounded value) is scored, so the rate
+        gives the latents a gradient. ``sample`` rows drawn at random give an
+        unbiased estimate scaled to all rows.
+
+        Returns:
+            scalar, bits for the whole table (0 for an uncompressed grid).
+        """
+        if not self.config.compressed:
+            return self.latents.new_zeros(())
+        latents = self.latents
+        scale = 1.0
+        if sample is not None and sample < latents.shape[0]:
+            idx = torch.randint(latents.shape[0], (sample,), device=latents.device)
+            latents, scale = latents[idx], latents.shape[0] / sample
+        noisy = latents + torch.empty_like(latents).uniform_(-0.5, 0.5)
+        return self.prior.bits(noisy).sum() * scale
+
+    @torch.no_grad()
+    def integer_latents(self) -> list[np.ndarray]:
+        """The rounded latents of each level, coarse to fine: ``[T_l, D]`` int32."""
+        ints = torch.round(self.latents).to(torch.int32).cpu().numpy()
+        offs = self.layout.offsets
+        return [ints[offs[l]:offs[l + 1]] for l in range(self.num_levels)]
+
+    @torch.no_grad()
+    def frequency_tables(self, precision: int = 16) -> list[FrequencyTable]:
+        """Integer frequency tables from the learned prior over each dimension's range."""
+        ints = torch.round(self.latents).to(torch.int64)
+        tables = []
+        for dim in range(self.config.latent_dim):
+            low, high = int(ints[:, dim].min()), int(ints[:, dim].max())
+            tables.append(build_table(self.prior.pmf(dim, low, high).numpy(), low, precision))
+        return tables
+
+    @torch.no_grad()
+    def harden(self) -> None:
+        """Replace the latent proxies by their rounded values (end of training)."""
+        if self.config.compressed:
+            self.latents.copy_(torch.round(self.latents))
+        self.tau = None
+
+    @torch.no_grad()
+    def load_levels(self, levels: list[np.ndarray]) -> None:
+        """Set integer latents of the first ``len(levels)`` levels; zero latents elsewhere.
+
+        Missing levels are masked at interpolation time with ``lod_idx``.
+        """
+        self.latents.zero_()
+        offs = self.layout.offsets
+        for level, values in enumerate(levels):
+            self.latents[offs[level]:offs[level + 1]] = torch.from_numpy(values.astype(np.float32))

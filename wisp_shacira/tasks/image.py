@@ -1,0 +1,212 @@
+"""Image task: compress each image into a ``.shac`` file, decode it, report quality.
+
+Per image ``NAME``: ``NAME.shac`` (the compressed image), ``NAME.png`` (decoded from
+that file), and an entry in ``metrics.json`` (PSNR, SSIM, BPP from the file size,
+encode and decode seconds).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from wisp_shacira.codec.container import write_atomic
+from wisp_shacira.codec.model_io import ShacModel, read_shac, write_shac
+from wisp_shacira.config import build_config, require
+from wisp_shacira.datasets.image import ImageData, encode_png, list_images, load_image
+from wisp_shacira.errors import BitstreamError, DataError
+from wisp_shacira.fields.image import ImageField, ImageNefConfig
+from wisp_shacira.grid.fast import build_plan
+from wisp_shacira.grid.shacira_grid import GridConfig
+from wisp_shacira.metrics import psnr, ssim
+from wisp_shacira.tasks.common import (check_not_input, tensorboard_writer, timed,
+                                       write_json, seed_everything)
+from wisp_shacira.train.config import TrainerConfig
+from wisp_shacira.train.rd import RDTrainer, resolve_device
+
+DEMO_IMAGE = Path(__file__).resolve().parents[2] / "data" / "demo_image.png"
+
+
+@dataclass
+class ImageDatasetConfig:
+    """Input (YAML section ``dataset``).
+
+    Attributes:
+        path: an image file or a folder of images; None = the bundled demo image.
+    """
+
+    path: str | None = None
+
+
+@dataclass
+class AppConfig:
+    """Configuration of ``app/main.py`` for the image task."""
+
+    task: Literal["image"] = "image"
+    output: str | None = None
+    grid: GridConfig = field(default_factory=GridConfig)
+    nef: ImageNefConfig = field(default_factory=ImageNefConfig)
+    dataset: ImageDatasetConfig = field(default_factory=ImageDatasetConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def check(self) -> None:
+        require(self.grid.num_levels >= 1, "grid.num_levels must be >= 1")
+        require(self.nef.hidden_dim >= 1 and self.nef.num_layers >= 0,
+                "nef.hidden_dim must be >= 1 and nef.num_layers >= 0")
+        require(self.grid.compressed, "the image task writes .shac files: grid.compressed must be true")
+
+
+def pixel_coords(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """Pixel-centre coordinates, row-major.
+
+    Returns:
+        [H * W, 2] (x, y) in (0, 1).
+    """
+    ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / height
+    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y], dim=-1).reshape(-1, 2)
+
+
+@torch.no_grad()
+def render(field_: ImageField, height: int, width: int, lod_idx: int | None = None,
+           chunk: int = 1 << 16) -> np.ndarray:
+    """Evaluate the field on every pixel (reference path, chunked).
+
+    Returns:
+        [H, W, C] float32 clipped to [0, 1].
+    """
+    device = next(field_.parameters()).device
+    coords = pixel_coords(height, width, device)
+    out = torch.cat([field_(coords[i:i + chunk], lod_idx) for i in range(0, len(coords), chunk)])
+    return out.clamp(0, 1).reshape(height, width, -1).cpu().numpy()
+
+
+def _quantized(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    peak = 2**bit_depth - 1
+    return np.round(np.clip(pixels, 0, 1) * peak) / peak
+
+
+def _train(image: ImageData, cfg: AppConfig, device: torch.device, writer) -> ImageField:
+    seed_everything(cfg.trainer.seed)
+    field_ = ImageField(cfg.grid, cfg.nef, image.channels).to(device)
+    target = torch.from_numpy(image.pixels).to(device).reshape(-1, image.channels)
+    coords = pixel_coords(image.height, image.width, device)
+    trainer = RDTrainer(field_, cfg.trainer, fixed_bytes=_weight_bytes(field_))
+    if cfg.trainer.batch_size == 0:
+        plan = build_plan(coords, field_.grid.layout)
+
+        def distortion() -> torch.Tensor:
+            return torch.mean((field_(None, plan=plan) - target) ** 2)
+    else:
+        def distortion() -> torch.Tensor:
+            idx = torch.randint(len(coords), (cfg.trainer.batch_size,), device=device)
+            return torch.mean((field_(coords[idx]) - target[idx]) ** 2)
+
+    def log(step: int, stats) -> None:
+        if writer is not None:
+            writer.add_scalar(f"{image.name}/psnr", stats.psnr, step)
+            writer.add_scalar(f"{image.name}/bits", stats.bits, step)
+
+    field_.train()
+    trainer.run(distortion, desc=f"image {image.name}", on_log=log)
+    field_.eval()
+    field_.round_weights()
+    return field_
+
+
+def _weight_bytes(field_: ImageField) -> int:
+    return sum(2 * p.numel() for p in field_.heads.parameters()) + 300
+
+
+def file_config(cfg: AppConfig, image: ImageData) -> dict:
+    """What the ``.shac`` CONFIG section records for an image."""
+    return {"task": "image", "grid": dataclasses.asdict(cfg.grid), "nef": dataclasses.asdict(cfg.nef),
+            "image": {"name": image.name, "height": image.height, "width": image.width,
+                      "channels": image.channels, "bit_depth": image.bit_depth}}
+
+
+def field_from_model(model: ShacModel, name: str) -> ImageField:
+    """Rebuild an image field from a decoded ``.shac`` model."""
+    if model.config.get("task") != "image":
+        raise BitstreamError(f"{name}: holds a {model.config.get('task')!r} model, not an image")
+    try:
+        grid_cfg = build_config(GridConfig, model.config["grid"], "grid")
+        nef_cfg = build_config(ImageNefConfig, model.config["nef"], "nef")
+        channels = int(model.config["image"]["channels"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BitstreamError(f"{name}: malformed image configuration ({exc})") from exc
+    field_ = ImageField(grid_cfg, nef_cfg, channels)
+    field_.load_shac_model(model)
+    return field_.eval()
+
+
+def decode_pixels(path: Path, max_lod: int | None = None, partial: bool = False
+                  ) -> tuple[np.ndarray, dict, ShacModel]:
+    """Decode an image ``.shac`` file.
+
+    Args:
+        max_lod: use levels ``0..max_lod-1`` only (None = all).
+        partial: accept a truncated stream and use the levels it holds.
+    Returns:
+        ([H, W, C] float32 in [0, 1] quantised to the bit depth, image metadata, model).
+    """
+    model = read_shac(path, max_lod=max_lod, partial=partial)
+    field_ = field_from_model(model, str(path))
+    meta = model.config["image"]
+    lod = None if len(model.levels) == model.num_levels else len(model.levels) - 1
+    if len(model.levels) == 0:
+        raise BitstreamError(f"{path}: no complete latent level to decode ({model.problem})")
+    pixels = render(field_, meta["height"], meta["width"], lod)
+    return _quantized(pixels, meta["bit_depth"]), meta, model
+
+
+def decode(path: Path, out: Path, max_lod: int | None = None) -> Path:
+    """``wisp-shacira decode`` for images: write the reconstruction as PNG."""
+    if out.suffix.lower() != ".png":
+        out = out.with_suffix(".png") if out.suffix else out / f"{Path(path).stem}.png"
+    check_not_input(out, [Path(path)])
+    pixels, meta, _ = decode_pixels(path, max_lod)
+    write_atomic(out, encode_png(pixels, meta["bit_depth"]))
+    return out
+
+
+def compress_one(image_path: Path, cfg: AppConfig, out_dir: Path, writer=None) -> dict:
+    """Train, export, decode and measure one image; returns its metrics."""
+    image = load_image(image_path)
+    shac_path, png_path = out_dir / f"{image.name}.shac", out_dir / f"{image.name}.png"
+    check_not_input(shac_path, [image_path])
+    check_not_input(png_path, [image_path])
+    device = resolve_device(cfg.trainer.device)
+    with timed() as encode_time:
+        field_ = _train(image, cfg, device, writer)
+        nbytes = write_shac(shac_path, field_.to_shac_model(file_config(cfg, image)))
+    reference = _quantized(render(field_, image.height, image.width), image.bit_depth)
+    with timed() as decode_time:
+        decoded, _, _ = decode_pixels(shac_path)
+    write_atomic(png_path, encode_png(decoded, image.bit_depth))
+    return {"name": image.name, "width": image.width, "height": image.height,
+            "psnr": psnr(decoded, image.pixels), "ssim": ssim(decoded, image.pixels),
+            "bpp": nbytes * 8 / (image.width * image.height), "bytes": nbytes,
+            "psnr_before_export": psnr(reference, image.pixels),
+            "decode_matches": bool(np.array_equal(reference, decoded)),
+            "encode_seconds": encode_time[0], "decode_seconds": decode_time[0]}
+
+
+def run(cfg: AppConfig, out_dir: Path) -> dict:
+    """Compress every image of ``cfg.dataset.path``; writes files and ``metrics.json``."""
+    paths = list_images(cfg.dataset.path or DEMO_IMAGE)
+    names = [p.stem for p in paths]
+    if len(set(names)) != len(names):
+        raise DataError(f"{cfg.dataset.path}: two input images share a file name stem; outputs would collide")
+    writer = tensorboard_writer(cfg.trainer.tensorboard, out_dir / "tensorboard")
+    rows = [compress_one(p, cfg, out_dir, writer) for p in paths]
+    keys = ("psnr", "ssim", "bpp", "bytes", "encode_seconds", "decode_seconds")
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    report = {"task": "image", "images": rows, "mean": mean, "config": dataclasses.asdict(cfg)}
+    write_json(out_dir / "metrics.json", report)
+    return report

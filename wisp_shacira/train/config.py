@@ -1,0 +1,62 @@
+"""Training hyper-parameters shared by the tasks (YAML section ``trainer``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wisp_shacira.config import require
+
+
+@dataclass
+class TrainerConfig:
+    """Optimisation and rate-distortion schedule.
+
+    Attributes:
+        iterations: optimisation steps.
+        lr_latents: learning rate of the latents (or of the float table if uncompressed).
+        lr_decoder: learning rate of the shared latent decoder.
+        lr_mlp: learning rate of the MLP heads.
+        lr_prior: learning rate of the probability models.
+        lr_final: final learning rate as a fraction of the initial one (cosine decay).
+        lambda_start: rate weight at the start (cosine schedule to ``lambda_end``).
+        lambda_end: rate weight at the end.
+        anneal_fraction: fraction of training with soft rounding; then hard rounding.
+        tau_start: soft-rounding temperature at the start (geometric decay).
+        tau_end: temperature at the end of the annealing period.
+        rate_sample: score this many latent rows per step for the rate (None = all).
+        batch_size: points per step; 0 = the whole signal (full batch).
+        log_every: steps between progress-bar/TensorBoard updates.
+        seed: random seed.
+        device: "auto" (CUDA when available), "cpu" or "cuda".
+        tensorboard: write TensorBoard logs under the output folder.
+    """
+
+    iterations: int = 2000
+    lr_latents: float = 0.02
+    lr_decoder: float = 0.01
+    lr_mlp: float = 1e-3
+    lr_prior: float = 1e-3
+    lr_final: float = 0.1
+    lambda_start: float = 1e-3
+    lambda_end: float = 1e-4
+    anneal_fraction: float = 0.9
+    tau_start: float = 1.0
+    tau_end: float = 0.05
+    rate_sample: int | None = None
+    batch_size: int = 0
+    log_every: int = 25
+    seed: int = 0
+    device: str = "auto"
+    tensorboard: bool = False
+
+    def check(self) -> None:
+        require(self.iterations >= 1, f"trainer.iterations must be >= 1, got {self.iterations}")
+        for name in ("lr_latents", "lr_decoder", "lr_mlp", "lr_prior"):
+            require(getattr(self, name) > 0, f"trainer.{name} must be > 0")
+        require(0 < self.lr_final <= 1, "trainer.lr_final must be in (0, 1]")
+        require(self.lambda_start >= 0 and self.lambda_end >= 0, "trainer.lambda_* must be >= 0")
+        require(0 <= self.anneal_fraction <= 1, "trainer.anneal_fraction must be in [0, 1]")
+        require(0 < self.tau_end <= self.tau_start, "need 0 < trainer.tau_end <= trainer.tau_start")
+        require(self.rate_sample is None or self.rate_sample > 0, "trainer.rate_sample must be > 0")
+        require(self.batch_size >= 0, "trainer.batch_size must be >= 0")
+        require(self.log_every >= 1, "trainer.log_every must be >= 1")
+        require(self.device in ("auto", "cpu", "cuda"), "trainer.device must be auto, cpu or cuda")

@@ -49,7 +49,7 @@ def pillow_encode(img: np.ndarray, codec: str, quality: float) -> bytes:
         pil.save(buffer, "WEBP", quality=int(quality), method=6)
     elif codec == "jpeg2000":
         pil.save(buffer, "JPEG2000", quality_mode="rates", quality_layers=[float(quality)],
-                 irreversible=True, no_jp2=True)
+                 irreversible=True, mct=1, no_jp2=True)
     else:
         raise ValueError(f"unknown codec {codec!r}; expected one of {PILLOW_CODECS}")
     return buffer.getvalue()

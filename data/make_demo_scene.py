@@ -3,7 +3,7 @@
 The scene is ray traced analytically: a rotated cube with checkered faces and two
 textured spheres, lit by a fixed directional light plus ambient term (so the colours
 are view-independent and a small NeRF learns them quickly), on a transparent
-background. Cameras sit on a sphere of radius 3.2 around the origin in the Blender
+background. Cameras sit on a sphere of radius 2.8 around the origin in the Blender
 Z-up world and look at it; images are RGBA PNGs (straight alpha, anti-aliased by
 supersampling). Everything lies within radius 0.9 of the origin, i.e. inside
 ``[-1, 1]^3`` after the loader divides by ``aabb_scale = 1.25``.
@@ -26,7 +26,7 @@ __all__ = ["make_demo_scene", "render_view", "look_at"]
 log = logging.getLogger(__name__)
 
 CAMERA_ANGLE_X = 0.6911112070083618
-CAMERA_RADIUS = 3.2
+CAMERA_RADIUS = 2.8
 LIGHT = np.array([0.4, -0.3, 0.85]) / np.linalg.norm([0.4, -0.3, 0.85])
 
 CUBE_CENTRE = np.array([-0.2, 0.15, 0.0])

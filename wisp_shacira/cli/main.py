@@ -8,9 +8,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable
+
+# Idle OpenMP threads must sleep, not spin (set before torch and numba load OpenMP):
+# torch's and numba's pools otherwise starve each other on small CPUs.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from wisp_shacira.cli.report import format_table
 from wisp_shacira.codec.model_io import read_shac, section_summary
@@ -31,6 +36,13 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 def cmd_decode(args: argparse.Namespace) -> None:
     """Rebuild the signal stored in a file (task taken from the file)."""
+    if args.partial:
+        from wisp_shacira.lod import decode_partial
+        out, stream = decode_partial(Path(args.file), Path(args.output), args.max_lod)
+        if stream.warning():
+            print(f"warning: {stream.warning()}", file=sys.stderr)
+        print(f"wrote {out} (LOD {stream.available} of {stream.num_levels})")
+        return
     model = read_shac(args.file, max_lod=0, partial=False)
     task = get_task(model.config.get("task"))
     out = task.decode(Path(args.file), Path(args.output), max_lod=args.max_lod)
@@ -53,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("file")
     dec.add_argument("-o", "--output", required=True, help="output file or folder")
     dec.add_argument("--max-lod", type=int, default=None, help="decode levels 0..N-1 only")
+    dec.add_argument("--partial", action="store_true",
+                     help="accept a truncated/damaged stream: decode the levels it fully holds")
     dec.set_defaults(func=cmd_decode)
     for name in EXTRA_COMMANDS:
         try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,14 +94,19 @@ class NerfScene:
         if name not in self.splits:
             raise DataError(f"split '{name}' not in scene; available: {self.split_names}")
         idx = self.splits[name]
-        sel = torch.as_tensor(idx, dtype=torch.long)
-        return NerfScene(
-            images=self.images[sel], alphas=self.alphas[sel], c2w=self.c2w[sel],
+        sel = torch.as_tensor(idx, dtype=torch.long, device=self.images.device)
+        return replace(
+            self, images=self.images[sel], alphas=self.alphas[sel], c2w=self.c2w[sel],
             intrinsics=self.intrinsics[sel], names=[self.names[i] for i in idx],
-            splits={name: list(range(len(idx)))}, H=self.H, W=self.W,
-            bg_color=self.bg_color,
-            depths=None if self.depths is None else self.depths[sel],
-            near=self.near, far=self.far, bbox=self.bbox)
+            splits={name: list(range(len(idx)))},
+            depths=None if self.depths is None else self.depths[sel])
+
+    def to(self, device: torch.device | str) -> NerfScene:
+        """A copy whose tensors live on ``device``."""
+        return replace(
+            self, images=self.images.to(device), alphas=self.alphas.to(device),
+            c2w=self.c2w.to(device), intrinsics=self.intrinsics.to(device),
+            depths=None if self.depths is None else self.depths.to(device))
 
     def view_rays(self, view: int) -> tuple[Tensor, Tensor]:
         """Rays of every pixel of one view: ``origins [H*W, 3]``, ``dirs [H*W, 3]``."""
@@ -290,6 +295,17 @@ def _load_split(root: Path, json_path: Path, bg: Tensor, mip: int,
     return data
 
 
+def _hold_out(splits: dict[str, list[int]], every: int | None, root: Path) -> None:
+    """Move train views ``0, every, 2*every, ...`` to a new ``val`` split, in place."""
+    train = splits["train"]
+    if not every or every < 2 or len(train) < 2:
+        return
+    splits["val"] = [v for k, v in enumerate(train) if k % every == 0]
+    splits["train"] = [v for k, v in enumerate(train) if k % every != 0]
+    log.info("%s: no validation file; holding out every %d-th train view (%d views)",
+             root, every, len(splits["val"]))
+
+
 def load_nerf_synthetic(
     root: str | Path,
     mip: int = 0,
@@ -324,12 +340,8 @@ def load_nerf_synthetic(
     for name, d in loaded.items():
         splits[name] = list(range(count, count + len(d.rgb)))
         count += len(d.rgb)
-    if "val" not in splits and holdout_every and holdout_every > 1 and len(splits["train"]) > 1:
-        train = splits["train"]
-        splits["val"] = [v for k, v in enumerate(train) if k % holdout_every == 0]
-        splits["train"] = [v for k, v in enumerate(train) if k % holdout_every != 0]
-        log.info("%s: no validation file; holding out every %d-th train view (%d views)",
-                 root, holdout_every, len(splits["val"]))
+    if "val" not in splits:
+        _hold_out(splits, holdout_every, root)
     parts = list(loaded.values())
     H, W = sizes.pop()
     return NerfScene(

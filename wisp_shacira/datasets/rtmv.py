@@ -175,6 +175,26 @@ def _normalisation(c2w: Tensor, intr: Tensor, depths: list[Tensor | None],
     return centre, (1.0 / half if half > 0 else 1.0)
 
 
+def _load_views(json_files: list[Path], bg_lin: Tensor, factor: int) -> tuple[
+        list[Tensor], list[Tensor], list[Tensor | None], list[Tensor], list[list[float]]]:
+    """Per view: sRGB image ``[h, w, 3]``, alpha ``[h, w]``, depth ``[h, w]`` or None,
+    Y-up c2w ``[4, 4]`` float64 and ``[fx, fy, cx, cy]`` at the loaded resolution."""
+    images, alphas, depths, poses, intrs = [], [], [], [], []
+    for path in json_files:
+        c2w, size, _, intr = _camera(read_json(path), path)
+        exr_path = path.with_suffix(".exr")
+        if not exr_path.is_file():
+            raise DataError(f"{path}: image {exr_path} does not exist")
+        rgb, alpha, depth = _read_view(exr_path, size, bg_lin, factor)
+        ratio = rgb.shape[0] / size
+        images.append(rgb)
+        alphas.append(alpha)
+        depths.append(depth)
+        poses.append(BLENDER_TO_YUP.to(torch.float64) @ c2w)
+        intrs.append([v * ratio for v in intr])
+    return images, alphas, depths, poses, intrs
+
+
 def load_rtmv(
     root: str | Path,
     mip: int = 0,
@@ -201,19 +221,7 @@ def load_rtmv(
     if not json_files:
         raise DataError(f"{root}: no RTMV view JSON files (NNNNN.json) found")
     bg_lin = srgb_to_linear(torch.tensor(bg_color, dtype=torch.float32))
-    images, alphas, depths, poses, intrs = [], [], [], [], []
-    for path in json_files:
-        c2w, size, _, intr = _camera(read_json(path), path)
-        exr_path = path.with_suffix(".exr")
-        if not exr_path.is_file():
-            raise DataError(f"{path}: image {exr_path} does not exist")
-        rgb, alpha, depth = _read_view(exr_path, size, bg_lin, 2**mip)
-        ratio = rgb.shape[0] / size
-        images.append(rgb)
-        alphas.append(alpha)
-        depths.append(depth)
-        poses.append(BLENDER_TO_YUP.to(torch.float64) @ c2w)
-        intrs.append([v * ratio for v in intr])
+    images, alphas, depths, poses, intrs = _load_views(json_files, bg_lin, 2**mip)
     sizes = {tuple(img.shape[:2]) for img in images}
     if len(sizes) != 1:
         raise DataError(f"{root}: views have different sizes {sorted(sizes)}")

@@ -59,8 +59,7 @@ class FactorizedPrior(nn.Module):
             [N, D] probabilities, floored at 1e-9.
         """
         x = values.t().unsqueeze(1)
-        lower = self._logits_cdf(x - 0.5)
-        upper = self._logits_cdf(x + 0.5)
+        lower, upper = self._logits_cdf(torch.cat([x - 0.5, x + 0.5], dim=-1)).chunk(2, dim=-1)
         sign = -torch.sign(lower + upper).detach()
         lik = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
         return lik.squeeze(1).t().clamp_min(_LIKELIHOOD_FLOOR)

@@ -1,22 +1,53 @@
 """Fast paths for the multi-resolution encoding, and the one dispatch point.
 
-For a batch of coordinates that is reused (the full-image batch of the image task,
-the full-frame batches of video evaluation) the corner rows and weights never
-change, so the encoding is a fixed sparse matrix ``A`` of shape ``[N * L, rows]``:
-``features = A @ table`` and the table gradient is ``A^T @ grad``. An
-:class:`EncodingPlan` holds ``A`` and ``A^T`` in CSR form, built once.
+:func:`encode` picks a backend (explicit ``backend=`` argument, else the environment
+variable ``WISP_SHACIRA_ENCODING=reference|torch|numba|plan``, else automatic):
 
-:func:`encode` picks the path: a plan when one is given, otherwise the reference.
+- ``plan``: for a batch of coordinates that is reused (the full-image batch of the
+  image task, full-frame batches of video) corner rows and weights never change, so
+  the encoding is a fixed sparse matrix ``A`` of shape ``[N * L, rows]``:
+  ``features = A @ table`` and the table gradient is ``A^T @ grad``. An
+  :class:`EncodingPlan` holds ``A`` and ``A^T`` in CSR form, built once. Used
+  whenever a plan is passed (and always when ``coords`` is None).
+- ``numba``: fused CPU kernels (:mod:`wisp_shacira.grid.numba_kernels`) for float32
+  tensors, compiled on first use and cached on disk; needs the optional extra ``fast``.
+- ``torch``: the vectorised PyTorch path (:mod:`wisp_shacira.grid.fused_torch`), on
+  any device; the CUDA path, and the CPU fallback when numba is missing or fails.
+- ``reference``: :func:`~wisp_shacira.grid.encoding.encode_reference`; also taken
+  whenever ``coords`` requires a gradient (the fast paths differentiate w.r.t. the
+  table only).
+
+tiny-cuda-nn's grid encoding is not used: it samples level ``l`` at
+``x * (base * s^l - 1) + 0.5`` on a grid of ``ceil(scale) + 1`` vertices, while our
+levels sample at ``x * R_l`` with integer ``R_l = floor(min_res * b^l)``; the half-cell
+shift differs per level, so our layout cannot be mapped onto it exactly.
+
+The chosen backend is logged once per backend name (logger ``wisp_shacira.grid.fast``).
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import logging
+import os
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
+from types import ModuleType
 
 import torch
 
+from wisp_shacira.errors import ConfigError
 from wisp_shacira.grid.encoding import encode_reference
+from wisp_shacira.grid.fused_torch import encode_fused
 from wisp_shacira.grid.hashing import GridLayout, level_corners
+
+logger = logging.getLogger(__name__)
+
+BACKENDS: tuple[str, ...] = ("reference", "torch", "numba", "plan")
+ENV_VAR = "WISP_SHACIRA_ENCODING"
+_announced: set[str] = set()
+_failed: set[str] = set()
 
 
 @dataclass
@@ -99,22 +130,84 @@ class _PlannedEncode(torch.autograd.Function):
         return torch.sparse.mm(plan.matrix_t, grad_rows).to(grad.dtype), None
 
 
-def encode(table: torch.Tensor, coords: torch.Tensor | None, layout: GridLayout,
-           num_active: int | None = None, plan: EncodingPlan | None = None) -> torch.Tensor:
-    """Interpolate and concatenate level features, by the fastest available path.
+def requested_backend(backend: str | None = None) -> str | None:
+    """The backend asked for: ``backend``, else ``$WISP_SHACIRA_ENCODING``; None = automatic."""
+    name = backend if backend is not None else os.environ.get(ENV_VAR, "")
+    name = name.strip().lower()
+    if name in ("", "auto"):
+        return None
+    if name not in BACKENDS:
+        source = "backend" if backend is not None else ENV_VAR
+        raise ConfigError(f"{source}={name!r}: unknown encoding backend, expected auto or one of "
+                          f"{', '.join(BACKENDS)}")
+    return name
 
-    Args:
-        table: [total_rows, F].
-        coords: [N, d] in [0, 1]; may be None when ``plan`` is given.
-        num_active: levels ``>= num_active`` give zeros; None = all.
-        plan: precomputed operator for these coordinates (see :func:`build_plan`).
-    Returns:
-        [N, L * F].
-    """
-    if plan is None:
-        if coords is None:
+
+@lru_cache(maxsize=1)
+def load_numba() -> ModuleType | None:
+    """The numba kernels module, or None (logged once) when numba is missing or broken."""
+    try:
+        return importlib.import_module("wisp_shacira.grid.numba_kernels")
+    except Exception as exc:  # noqa: BLE001 - any import failure means "no numba backend"
+        logger.info("numba backend unavailable (%s: %s); using the torch path",
+                    type(exc).__name__, exc)
+        return None
+
+
+def _numba_fits(table: torch.Tensor, coords: torch.Tensor) -> bool:
+    return (table.device.type == "cpu" and coords.device.type == "cpu"
+            and table.dtype == torch.float32 and coords.dtype == torch.float32)
+
+
+def select_backend(table: torch.Tensor, coords: torch.Tensor | None, plan: EncodingPlan | None,
+                   backend: str | None = None) -> str:
+    """Name of the backend :func:`encode` uses for these arguments (see the module docstring)."""
+    wanted = requested_backend(backend)
+    if coords is None:
+        if plan is None:
             raise ValueError("encode needs coords when no plan is given")
-        return encode_reference(table, coords, layout, num_active)
+        return "plan"
+    if plan is not None and wanted in (None, "plan"):
+        return "plan"
+    if wanted == "plan":
+        raise ValueError("encoding backend 'plan' needs a plan (see build_plan)")
+    if wanted == "reference" or coords.requires_grad:
+        return "reference"
+    if (wanted in (None, "numba") and _numba_fits(table, coords) and "numba" not in _failed
+            and load_numba() is not None):
+        return "numba"
+    if wanted == "numba":
+        _announce("numba-missing", "numba backend requested but not usable for %s %s tensors "
+                  "(needs numba and float32 CPU tensors); using torch", table.device, table.dtype)
+    return "torch"
+
+
+def _announce(key: str, message: str, *args: object) -> None:
+    if key not in _announced:
+        _announced.add(key)
+        logger.info(message, *args)
+
+
+def _tcnn_note(table: torch.Tensor) -> str:
+    if table.device.type == "cuda" and importlib.util.find_spec("tinycudann") is not None:
+        return " (tinycudann is installed but its grid convention differs from ours; not used)"
+    return ""
+
+
+def _run_numba(table: torch.Tensor, coords: torch.Tensor, layout: GridLayout,
+               active: int) -> torch.Tensor | None:
+    kernels = load_numba()
+    try:
+        return kernels.encode_numba(table, coords, kernels.level_meta(layout, active),
+                                    layout.num_levels)
+    except kernels.NumbaError as exc:
+        logger.warning("numba kernels failed to compile (%s); using the torch path", exc)
+        _failed.add("numba")
+        return None
+
+
+def _planned(table: torch.Tensor, layout: GridLayout, num_active: int | None,
+             plan: EncodingPlan) -> torch.Tensor:
     out = _PlannedEncode.apply(table, plan)
     if num_active is not None and num_active < layout.num_levels:
         feat = table.shape[1]
@@ -122,3 +215,32 @@ def encode(table: torch.Tensor, coords: torch.Tensor | None, layout: GridLayout,
         mask[:max(0, num_active)] = 1.0
         out = out * mask.view(1, -1)
     return out
+
+
+def encode(table: torch.Tensor, coords: torch.Tensor | None, layout: GridLayout,
+           num_active: int | None = None, plan: EncodingPlan | None = None,
+           backend: str | None = None) -> torch.Tensor:
+    """Interpolate and concatenate level features, by the fastest available path.
+
+    Args:
+        table: [total_rows, F].
+        coords: [N, d] in [0, 1]; may be None when ``plan`` is given.
+        num_active: levels ``>= num_active`` give zeros; None = all.
+        plan: precomputed operator for these coordinates (see :func:`build_plan`).
+        backend: force ``reference``, ``torch``, ``numba`` or ``plan``; None = the
+            environment variable ``WISP_SHACIRA_ENCODING``, else automatic.
+    Returns:
+        [N, L * F], identical (to float rounding) whichever backend runs.
+    """
+    name = select_backend(table, coords, plan, backend)
+    _announce(name, "grid encoding backend: %s%s", name, _tcnn_note(table))
+    if name == "plan":
+        return _planned(table, layout, num_active, plan)
+    active = layout.num_levels if num_active is None else max(0, min(num_active, layout.num_levels))
+    if name == "reference":
+        return encode_reference(table, coords, layout, num_active)
+    if name == "numba":
+        out = _run_numba(table, coords, layout, active)
+        if out is not None:
+            return out
+    return encode_fused(table, coords, layout, active)

@@ -1,0 +1,136 @@
+"""Rate-distortion benchmark for images: SHACIRA vs JPEG, WebP and JPEG2000 (Pillow).
+
+Every SHACIRA point is a real ``.shac`` file: BPP = file bytes * 8 / pixels and PSNR
+is measured on the image decoded from that file. Each codec is then run on the same
+image at the same BPP (closest setting not above it), and PSNR is averaged over the
+images. Prints a table, saves a plot and a JSON file under ``bench/results/``.
+
+    python bench/image_rd.py --images 4 --iterations 1500
+    python bench/image_rd.py --names kodim23 --points 10:2e-4,12:5e-5 --iterations 500
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.baselines import pillow_codec_at_bpp  # noqa: E402
+from wisp_shacira.cli.report import format_table  # noqa: E402
+from wisp_shacira.config import build_config  # noqa: E402
+from wisp_shacira.tasks.image import AppConfig, compress_one  # noqa: E402
+
+CODECS = ("jpeg", "webp", "jpeg2000")
+DEFAULT_POINTS = "11:1e-4,12:4e-5,13:1.5e-5"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kodak", type=Path, default=ROOT.parent / "shared" / "data" / "kodak")
+    parser.add_argument("--images", type=int, default=4, help="first N images of the folder")
+    parser.add_argument("--names", default=None, help="comma-separated image stems instead")
+    parser.add_argument("--iterations", type=int, default=1500)
+    parser.add_argument("--points", default=DEFAULT_POINTS,
+                        help="rate points as log2_table_size:lambda_end, comma-separated")
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "shacira_kodak.yaml")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "image_rd")
+    return parser.parse_args(argv)
+
+
+def select_images(args: argparse.Namespace) -> list[Path]:
+    if not args.kodak.is_dir():
+        sys.exit(f"error: {args.kodak}: no such folder (benchmark data lives in ../shared/data)")
+    files = sorted(args.kodak.glob("*.png"))
+    if args.names:
+        wanted = args.names.split(",")
+        files = [f for f in files if f.stem in wanted]
+        if len(files) != len(wanted):
+            sys.exit(f"error: not all of {wanted} are in {args.kodak}")
+    return files if args.names else files[:args.images]
+
+
+def shacira_point(image: Path, log2_t: int, lam: float, args, out: Path) -> dict:
+    from wisp_shacira.config import load_yaml, merge
+    data = merge(load_yaml(args.config), {
+        "grid": {"log2_table_size": log2_t},
+        "trainer": {"iterations": args.iterations, "lambda_end": lam, "lambda_start": 10 * lam}})
+    return compress_one(image, build_config(AppConfig, data), out)
+
+
+def run(args: argparse.Namespace) -> dict:
+    images = select_images(args)
+    points = [(int(t), float(l)) for t, l in (p.split(":") for p in args.points.split(","))]
+    rows = {p: [] for p in points}
+    start = time.perf_counter()
+    for image in images:
+        pixels = iio.imread(image)
+        for log2_t, lam in points:
+            metrics = shacira_point(image, log2_t, lam, args, args.out / f"T{log2_t}_l{lam:g}")
+            entry = {"name": image.stem, "shacira": (metrics["bpp"], metrics["psnr"]),
+                     "encode_seconds": metrics["encode_seconds"]}
+            for codec in CODECS:
+                bpp, psnr, _ = pillow_codec_at_bpp(pixels, codec, metrics["bpp"])
+                entry[codec] = (bpp, psnr)
+            rows[(log2_t, lam)].append(entry)
+            print(f"{image.stem} T=2^{log2_t} lambda={lam:g}: " + ", ".join(
+                f"{m} {entry[m][1]:.2f} dB @ {entry[m][0]:.3f}" for m in ("shacira",) + CODECS),
+                flush=True)
+    return {"images": [i.stem for i in images], "iterations": args.iterations,
+            "wall_seconds": time.perf_counter() - start,
+            "points": [{"log2_table_size": t, "lambda_end": l, "rows": rows[(t, l)]}
+                       for t, l in points]}
+
+
+def summarise(result: dict) -> str:
+    header = ["T", "lambda", "BPP", "SHACIRA", *[c.upper() for c in CODECS], "vs JPEG"]
+    table = []
+    for point in result["points"]:
+        mean = {m: np.mean([r[m][1] for r in point["rows"]]) for m in ("shacira",) + CODECS}
+        bpp = float(np.mean([r["shacira"][0] for r in point["rows"]]))
+        table.append([f"2^{point['log2_table_size']}", f"{point['lambda_end']:g}", bpp,
+                      float(mean["shacira"]), *[float(mean[c]) for c in CODECS],
+                      f"{mean['shacira'] - mean['jpeg']:+.2f} dB"])
+    return format_table(header, table)
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for method in ("shacira",) + CODECS:
+        pts = [(np.mean([r[method][0] for r in p["rows"]]), np.mean([r[method][1] for r in p["rows"]]))
+               for p in result["points"]]
+        pts.sort()
+        ax.plot(*zip(*pts), "o-", label=method.upper() if method != "shacira" else "SHACIRA (ours)")
+    ax.set_xlabel("bits per pixel (file bytes)")
+    ax.set_ylabel("PSNR (dB), mean over images")
+    ax.set_title(f"Kodak {', '.join(result['images'])} - {result['iterations']} iterations")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    result = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "image_rd.json").write_text(json.dumps(result, indent=2))
+    plot(result, args.out / "image_rd.png")
+    print(f"\nKodak images: {', '.join(result['images'])}; {result['iterations']} iterations per "
+          f"point (full-image batch); wall time {result['wall_seconds']:.0f} s")
+    print("PSNR (dB) at matched BPP, mean over images; codecs run at each SHACIRA point's BPP")
+    print(summarise(result))
+    print(f"plot: {args.out / 'image_rd.png'}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,66 @@
+"""The .shac container: checksums, truncation, partial (prefix) reading."""
+from __future__ import annotations
+
+import pytest
+
+from wisp_shacira.codec.container import (decode_varint, encode_varint, pack_sections,
+                                          unpack_sections, write_atomic)
+from wisp_shacira.errors import BitstreamError
+
+SECTIONS = [(1, b"config"), (2, b""), (4, bytes(range(256)) * 3), (4, b"x" * 10)]
+
+
+@pytest.mark.parametrize("value", [0, 1, 127, 128, 300, 2**32, 2**63 - 1])
+def test_varint_round_trip(value: int) -> None:
+    data = encode_varint(value)
+    assert decode_varint(data, 0) == (value, len(data))
+
+
+def test_round_trip_and_sizes() -> None:
+    data = pack_sections(SECTIONS)
+    container = unpack_sections(data)
+    assert [(s.kind, s.payload) for s in container.sections] == SECTIONS
+    header = len(data) - sum(s.nbytes for s in container.sections)
+    assert header == 6
+
+
+def test_every_truncation_is_an_error_naming_the_problem() -> None:
+    data = pack_sections(SECTIONS)
+    for cut in range(len(data)):
+        with pytest.raises(BitstreamError, match="truncated|not a .shac"):
+            unpack_sections(data[:cut], "f.shac")
+
+
+def test_every_single_byte_corruption_in_a_payload_is_caught() -> None:
+    data = bytearray(pack_sections(SECTIONS))
+    start = len(data) - 10
+    for pos in range(start, len(data)):
+        broken = bytearray(data)
+        broken[pos] ^= 0x55
+        with pytest.raises(BitstreamError, match="checksum"):
+            unpack_sections(bytes(broken), "f.shac")
+
+
+def test_partial_reading_returns_the_intact_prefix() -> None:
+    data = pack_sections(SECTIONS)
+    cut = len(data) - 5
+    container = unpack_sections(data[:cut], partial=True)
+    assert len(container.sections) == 3 and "truncated" in container.problem
+
+
+def test_wrong_magic_version_and_trailing_bytes() -> None:
+    data = pack_sections(SECTIONS)
+    with pytest.raises(BitstreamError, match="not a .shac"):
+        unpack_sections(b"PNG!" + data[4:])
+    with pytest.raises(BitstreamError, match="version"):
+        unpack_sections(data[:4] + b"\x09" + data[5:])
+    with pytest.raises(BitstreamError, match="trailing"):
+        unpack_sections(data + b"\x00")
+
+
+def test_write_atomic_leaves_no_temporary_files(tmp_path) -> None:
+    target = tmp_path / "out" / "a.bin"
+    write_atomic(target, b"abc")
+    write_atomic(target, b"defg")
+    assert target.read_bytes() == b"defg"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.bin"]

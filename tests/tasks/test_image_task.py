@@ -1,0 +1,104 @@
+"""Image task end to end on tiny generated images, decoded in a fresh process."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from wisp_shacira.config import build_config
+from wisp_shacira.errors import ConfigError
+from wisp_shacira.tasks.image import AppConfig, compress_one, decode_pixels
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {"grid": {"num_levels": 4, "min_res": 4, "max_res": 32, "log2_table_size": 8},
+        "nef": {"hidden_dim": 8}, "trainer": {"iterations": 60, "log_every": 1000}}
+
+
+def _image(path: Path, channels: int, dtype=np.uint8, size=(24, 32)) -> Path:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size[0], 0:size[1]]
+    base = (np.sin(xx / 3.0) + np.cos(yy / 4.0) + 2) / 4
+    peak = np.iinfo(dtype).max
+    chans = [np.clip(base * (0.5 + 0.5 * c / 3) + rng.normal(0, 0.02, size), 0, 1)
+             for c in range(channels)]
+    array = (np.stack(chans, -1) * peak).astype(dtype)
+    iio.imwrite(path, array[..., 0] if channels == 1 else array)
+    return path
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+
+
+def test_compress_then_decode_in_a_fresh_process_matches(tmp_path) -> None:
+    src = _image(tmp_path / "tiny.png", 3)
+    cfg = build_config(AppConfig, TINY)
+    metrics = compress_one(src, cfg, tmp_path / "out")
+    shac = tmp_path / "out" / "tiny.shac"
+    assert metrics["bytes"] == shac.stat().st_size
+    assert metrics["bpp"] == pytest.approx(shac.stat().st_size * 8 / (24 * 32))
+    assert metrics["decode_matches"]
+    assert abs(metrics["psnr"] - metrics["psnr_before_export"]) < 0.01
+    assert metrics["psnr"] > 20
+    result = _cli("-m", "wisp_shacira.cli.main", "decode", str(shac), "-o", str(tmp_path / "d.png"))
+    assert result.returncode == 0, result.stderr
+    fresh = iio.imread(tmp_path / "d.png")
+    assert np.array_equal(fresh, iio.imread(tmp_path / "out" / "tiny.png"))
+    info = _cli("-m", "wisp_shacira.cli.main", "info", str(shac))
+    assert info.returncode == 0 and "level 3" in info.stdout
+
+
+@pytest.mark.parametrize("channels, dtype", [(1, np.uint8), (4, np.uint8), (1, np.uint16),
+                                             (3, np.uint16)])
+def test_gray_alpha_and_16_bit_images(tmp_path, channels: int, dtype) -> None:
+    src = _image(tmp_path / "img.png", channels, dtype)
+    cfg = build_config(AppConfig, {**TINY, "trainer": {**TINY["trainer"], "iterations": 20}})
+    compress_one(src, cfg, tmp_path / "out")
+    pixels, meta, _ = decode_pixels(tmp_path / "out" / "img.shac")
+    assert pixels.shape == (24, 32, channels)
+    assert meta["bit_depth"] == (16 if dtype == np.uint16 else 8)
+    out = iio.imread(tmp_path / "out" / "img.png")
+    assert out.dtype == dtype
+
+
+def test_app_reports_user_errors_in_one_line(tmp_path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("task: image\ntrainer:\n  iterations: 5\n")
+    missing = _cli("app/main.py", "--config", str(cfg), "--dataset.path", str(tmp_path / "no.png"),
+                   "--output", str(tmp_path / "o"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1].startswith("error:")
+    assert "no.png" in missing.stderr and "Traceback" not in missing.stderr
+    unknown = _cli("app/main.py", "--config", str(cfg), "--trainer.bogus", "1")
+    assert unknown.returncode == 2 and "trainer.bogus" in unknown.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_decode_rejects_corrupt_truncated_and_foreign_files(tmp_path) -> None:
+    src = _image(tmp_path / "t.png", 3)
+    compress_one(src, build_config(AppConfig, {**TINY, "trainer": {"iterations": 5}}), tmp_path / "o")
+    data = (tmp_path / "o" / "t.shac").read_bytes()
+    cases = {"trunc.shac": (data[:-7], "truncated"),
+             "flip.shac": (data[:-3] + bytes([data[-3] ^ 1]) + data[-2:], "checksum"),
+             "png.shac": (src.read_bytes(), "not a .shac")}
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        result = _cli("-m", "wisp_shacira.cli.main", "decode", str(tmp_path / name),
+                      "-o", str(tmp_path / f"{name}.png"))
+        assert result.returncode == 2, name
+        assert message in result.stderr and "Traceback" not in result.stderr
+        assert not (tmp_path / f"{name}.png").exists()
+
+
+def test_outputs_never_overwrite_the_input_image(tmp_path) -> None:
+    src = _image(tmp_path / "t.png", 3)
+    before = src.read_bytes()
+    with pytest.raises(ConfigError, match="refusing to overwrite input"):
+        compress_one(src, build_config(AppConfig, {**TINY, "trainer": {"iterations": 5}}), tmp_path)
+    assert src.read_bytes() == before
+    assert not (tmp_path / "t.shac").exists()

@@ -1,0 +1,343 @@
+"""The Wisp-free logic behind the Kaolin-Wisp adapter (:mod:`wisp_shacira.wisp`).
+
+Everything here is plain PyTorch and testable without Kaolin or Wisp; the adapter's
+Wisp subclasses delegate to it. Wisp conventions handled here:
+
+* coordinates: Wisp grids receive ``[N, 3]`` or ``[B, S, 3]`` points in the
+  normalised scene box ``[-1, 1]^3``; our grid works on ``[0, 1]^3``.
+* ``lod_idx``: an index into ``grid.active_lods`` (``0..L-1``); the neural field
+  passes ``L - 1`` ("the maximum LOD") when the caller gave none. We honour that
+  documented meaning: levels ``0..lod_idx`` contribute, finer ones are zeroed.
+  (Upstream ``HashGrid`` in 'cat' mode zeroes from ``lod_idx`` itself onward, so
+  its default call drops the finest level; 'sum' mode ignores ``lod_idx``.)
+* parameter groups: Wisp's trainer groups parameters by name (``'decoder'`` ->
+  weight decay, else ``'grid'`` -> ``lr * grid_lr_weight``). Our grid's parameters
+  are named ``grid.core.latents``, ``grid.core.decoder.*``, ``grid.core.prior.*``;
+  :func:`refine_param_groups` then moves them into groups of their own with the
+  SHACIRA learning rates and no weight decay (the prior must never decay).
+* rate: :class:`RateTerm` adds ``lambda * bits / entries`` to the gradients just
+  before each optimiser step (an optimiser step pre-hook), whatever form of loss and
+  loss scaling the Wisp trainer version uses.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from wisp_shacira.codec.model_io import ShacModel, read_shac, write_shac
+from wisp_shacira.config import require
+from wisp_shacira.errors import BitstreamError, ShaciraError
+from wisp_shacira.fields.base import CompressedField
+from wisp_shacira.grid.shacira_grid import GridConfig, ShaciraGrid
+from wisp_shacira.train.config import TrainerConfig
+from wisp_shacira.train.schedules import lambda_at, tau_at
+
+WISP_INSTALL_HINT = (
+    "wisp_shacira.wisp needs NVIDIA Kaolin and Kaolin-Wisp on a CUDA machine: install PyTorch "
+    "with CUDA, then kaolin from NVIDIA's wheels (pip install kaolin==VERSION -f "
+    "https://nvidia-kaolin.s3.us-east-2.amazonaws.com/torch-TORCH_VER_cuCUDA_VER.html), then "
+    "kaolin-wisp from https://github.com/NVIDIAGameWorks/kaolin-wisp (pip install -r "
+    "requirements.txt -r requirements_app.txt; python setup.py develop); see docs/wisp.md"
+)
+WISP_TASK = "wisp_nerf"
+MULTISCALE_TYPES = ("cat", "sum")
+
+
+class WispNotInstalled(ImportError):
+    """Kaolin-Wisp (or Kaolin) cannot be imported; the message says what to install."""
+
+
+def wisp_not_installed(exc: BaseException) -> WispNotInstalled:
+    """The error to raise when importing Wisp failed with ``exc``: install steps + cause."""
+    return WispNotInstalled(f"{WISP_INSTALL_HINT} (import failed: {exc})")
+
+
+def user_error_cause(exc: BaseException) -> ShaciraError | None:
+    """Our user error behind a wrapper exception (Hydra's ``InstantiationException``), if any."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ShaciraError):
+        cause = cause.__cause__
+    return cause
+
+
+def grid_config_from_wisp(feature_dim: int, num_lods: int, codebook_bitwidth: int,
+                          min_grid_res: int, max_grid_res: int, latent_dim: int,
+                          latent_init: float, prior_init_scale: float,
+                          multiscale_type: str) -> GridConfig:
+    """Our grid configuration from the arguments of ``ShaciraGrid.from_geometric``.
+
+    ``num_lods`` -> levels, ``codebook_bitwidth`` -> log2 of the table size T,
+    ``min/max_grid_res`` -> resolutions of the coarsest/finest level.
+
+    Raises:
+        ConfigError: a value out of range (named as ``grid.<argument>``).
+    """
+    require(multiscale_type in MULTISCALE_TYPES, f"grid.multiscale_type must be one of "
+            f"{list(MULTISCALE_TYPES)}, got {multiscale_type!r}")
+    require(feature_dim >= 1, f"grid.feature_dim must be >= 1, got {feature_dim}")
+    require(num_lods >= 1, f"grid.num_lods must be >= 1, got {num_lods}")
+    require(1 <= codebook_bitwidth <= 30,
+            f"grid.codebook_bitwidth must be in 1..30, got {codebook_bitwidth}")
+    require(1 <= min_grid_res <= max_grid_res,
+            f"need 1 <= grid.min_grid_res <= grid.max_grid_res, got {min_grid_res}, {max_grid_res}")
+    require(latent_dim >= 1, f"grid.latent_dim must be >= 1, got {latent_dim}")
+    require(latent_init > 0, f"grid.latent_init must be > 0, got {latent_init}")
+    require(prior_init_scale > 0, f"grid.prior_init_scale must be > 0, got {prior_init_scale}")
+    return GridConfig(num_levels=num_lods, min_res=min_grid_res, max_res=max_grid_res,
+                      log2_table_size=codebook_bitwidth, feature_dim=feature_dim,
+                      latent_dim=latent_dim, latent_init=latent_init, compressed=True,
+                      prior_init_scale=prior_init_scale)
+
+
+def wisp_coords_to_unit(coords: torch.Tensor) -> torch.Tensor:
+    """Flatten Wisp points and map them to our domain.
+
+    Args:
+        coords: [..., 3] in [-1, 1] (Wisp's normalised scene box).
+    Returns:
+        [N, 3] float32 in [0, 1] (points outside are clamped later by the grid).
+    """
+    return (coords.reshape(-1, coords.shape[-1]).float() + 1.0) * 0.5
+
+
+def core_lod(lod_idx: int | None, num_levels: int) -> int | None:
+    """Our ``lod_idx`` (finest level used, None = all) for a Wisp ``lod_idx``.
+
+    Wisp's ``lod_idx`` indexes ``active_lods = [0, ..., L-1]``; negative values count
+    from the end as in Python. ``L - 1`` means all levels.
+    """
+    if lod_idx is None:
+        return None
+    index = lod_idx + num_levels if lod_idx < 0 else lod_idx
+    if not 0 <= index < num_levels:
+        raise ValueError(f"lod_idx {lod_idx} out of range for a grid of {num_levels} levels")
+    return None if index == num_levels - 1 else index
+
+
+def interpolate_wisp(core: ShaciraGrid, coords: torch.Tensor, lod_idx: int | None,
+                     multiscale_type: str) -> torch.Tensor:
+    """``HashGrid.interpolate`` semantics on our grid.
+
+    Args:
+        coords: [N, 3] or [B, S, 3] in [-1, 1].
+        lod_idx: Wisp LOD index (see :func:`core_lod`).
+        multiscale_type: 'cat' (levels concatenated) or 'sum' (levels summed).
+    Returns:
+        [..., L * F] for 'cat', [..., F] for 'sum' (leading shape of ``coords``).
+    """
+    feats = core.interpolate(wisp_coords_to_unit(coords), core_lod(lod_idx, core.num_levels))
+    if multiscale_type == "sum":
+        feats = feats.view(feats.shape[0], core.num_levels, -1).sum(1)
+    elif multiscale_type != "cat":
+        raise ValueError(f"unknown multiscale_type {multiscale_type!r}")
+    return feats.reshape(*coords.shape[:-1], feats.shape[-1])
+
+
+def lod_from_slider(value: int, num_levels: int) -> int | None:
+    """The renderer's ``lod_idx`` for a GUI slider over ``0..L-1`` (the top = all levels)."""
+    return None if value >= num_levels - 1 else max(0, value)
+
+
+def wisp_param_group(name: str) -> Literal["decoder", "grid", "rest"]:
+    """The group Wisp's ``BaseTrainer.init_optimizer`` puts a nef parameter in, by name."""
+    if "decoder" in name:
+        return "decoder"
+    return "grid" if "grid" in name else "rest"
+
+
+@dataclass
+class ShaciraLearningRates:
+    """Learning rates of the SHACIRA parameter groups (no weight decay on any)."""
+
+    latents: float = 0.02
+    latent_decoder: float = 0.01
+    prior: float = 1e-3
+
+    def check(self) -> None:
+        for name, value in dataclasses.asdict(self).items():
+            require(value > 0, f"trainer.lr_{name} must be > 0, got {value}")
+
+
+def refine_param_groups(optimizer: torch.optim.Optimizer, core: ShaciraGrid,
+                        lrs: ShaciraLearningRates) -> None:
+    """Move the grid's latents, latent decoder and prior into groups of their own.
+
+    Call before the first step (the optimiser has no state yet). Other parameters keep
+    the groups (and weight decay) Wisp gave them. Groups are named
+    ``shacira_latents``, ``shacira_latent_decoder`` and ``shacira_prior``.
+    """
+    lrs.check()
+    own = {"shacira_latents": ([core.latents], lrs.latents),
+           "shacira_latent_decoder": (list(core.decoder.parameters()), lrs.latent_decoder),
+           "shacira_prior": (list(core.prior.parameters()), lrs.prior)}
+    moved = {id(p) for params, _ in own.values() for p in params}
+    for group in optimizer.param_groups:
+        group["params"] = [p for p in group["params"] if id(p) not in moved]
+    eps = optimizer.defaults.get("eps", 1e-8)
+    for name, (params, lr) in own.items():
+        optimizer.add_param_group({"params": params, "lr": lr, "initial_lr": lr, "eps": eps,
+                                   "weight_decay": 0.0, "name": name})
+
+
+def schedule_config(lambda_start: float, lambda_end: float, anneal_fraction: float,
+                    tau_start: float, tau_end: float, rate_sample: int | None) -> TrainerConfig:
+    """A checked :class:`TrainerConfig` carrying the rate-distortion schedule.
+
+    Raises:
+        ConfigError: a value out of range.
+    """
+    cfg = TrainerConfig(lambda_start=lambda_start, lambda_end=lambda_end,
+                        anneal_fraction=anneal_fraction, tau_start=tau_start, tau_end=tau_end,
+                        rate_sample=rate_sample)
+    cfg.check()
+    return cfg
+
+
+def _progress(step: int, total_steps: int) -> float:
+    return min(1.0, max(0.0, step / max(total_steps, 1)))
+
+
+def set_temperature(core: ShaciraGrid, step: int, total_steps: int, cfg: TrainerConfig) -> None:
+    """Set the soft-rounding temperature for ``step`` (call before its forward pass)."""
+    core.tau = tau_at(cfg, _progress(step, total_steps))
+
+
+def rate_loss(core: ShaciraGrid, step: int, total_steps: int,
+              cfg: TrainerConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rate term of ``step``: ``lambda(step) * bits / latent entries``.
+
+    Computed in float32 with autocast off (Wisp trains under mixed precision).
+
+    Returns:
+        (scalar weighted loss with gradients, scalar estimated bits, detached).
+    """
+    lam = lambda_at(cfg, _progress(step, total_steps))
+    with torch.autocast(device_type=core.latents.device.type, enabled=False):
+        bits = core.rate_bits(cfg.rate_sample).float()
+    return lam * bits / core.latents.numel(), bits.detach()
+
+
+class RateTerm:
+    """Adds the rate term to an optimiser's gradients right before each step.
+
+    The Wisp trainer has already back-propagated its own loss when it calls
+    ``optimizer.step()`` (directly or through ``GradScaler.step``, which unscales
+    first); the pre-hook back-propagates the rate on top, so the step uses the
+    gradient of ``distortion + rate``. A fused optimiser that unscales inside its
+    step finds the loss scale in ``optimizer.grad_scale`` (set by ``GradScaler``);
+    the hook then scales the rate the same way.
+
+    Args:
+        core: the grid whose latents are coded.
+        cfg: rate schedule (see :func:`schedule_config`).
+    """
+
+    def __init__(self, core: ShaciraGrid, cfg: TrainerConfig) -> None:
+        self.core = core
+        self.cfg = cfg
+        self.step = 0
+        self.total_steps = 1
+        self.last_bits = float("nan")
+
+    def begin_step(self, step: int, total_steps: int) -> None:
+        """Record the step and set the temperature (before the forward pass)."""
+        self.step, self.total_steps = step, total_steps
+        set_temperature(self.core, step, total_steps, self.cfg)
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> Any:
+        """Register the step pre-hook; returns the removable handle."""
+        return optimizer.register_step_pre_hook(self.pre_step_hook)
+
+    def pre_step_hook(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        """Back-propagate the rate of the current step (signature of a step pre-hook)."""
+        with torch.enable_grad():
+            loss, bits = rate_loss(self.core, self.step, self.total_steps, self.cfg)
+            scale = getattr(optimizer, "grad_scale", None)
+            (loss if scale is None else loss * scale.float()).backward()
+        self.last_bits = float(bits)
+
+
+class WispNerfExport(CompressedField):
+    """A Wisp-trained grid and the nef's other modules, seen as one compressed field."""
+
+    def __init__(self, core: ShaciraGrid, heads: nn.Module) -> None:
+        super().__init__()
+        self.grid = core
+        self.heads = heads
+
+
+def heads_of(nef: nn.Module) -> nn.ModuleDict:
+    """The nef's child modules other than its grid (decoders, embedders)."""
+    return nn.ModuleDict({name: child for name, child in nef.named_children() if name != "grid"})
+
+
+def json_scalars(values: dict) -> dict:
+    """The JSON-storable entries (str, int, float, bool, None, tuples of those) of a mapping."""
+    scalar = (str, int, float, bool, type(None))
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, scalar):
+            out[str(key)] = value
+        elif isinstance(value, (tuple, list)) and all(isinstance(v, scalar) for v in value):
+            out[str(key)] = list(value)
+    return out
+
+
+def export_wisp_nerf(core: ShaciraGrid, nef_heads: nn.Module, path: str | os.PathLike,
+                     wisp_config: dict | None = None, precision: int = 16) -> int:
+    """Write a Wisp-trained radiance field as a ``.shac`` file (atomically).
+
+    Rounds the head weights to their file precision and hardens the latents in place
+    first, so that the model in memory is the model in the file.
+
+    Args:
+        nef_heads: every learned module of the nef except the grid (see :func:`heads_of`).
+        wisp_config: JSON-storable description of the Wisp side (multiscale type, nef args).
+    Returns:
+        The file size in bytes.
+    """
+    field_ = WispNerfExport(core, nef_heads)
+    field_.round_weights()
+    config = {"task": WISP_TASK, "grid": dataclasses.asdict(core.config),
+              "wisp": dict(wisp_config or {})}
+    return write_shac(path, field_.to_shac_model(config, precision), precision)
+
+
+def grid_config_of_file(model: ShacModel, name: str) -> GridConfig:
+    """The grid configuration recorded in a Wisp ``.shac`` file."""
+    if model.config.get("task") != WISP_TASK:
+        raise BitstreamError(f"{name}: holds a {model.config.get('task')!r} model, "
+                             f"not a {WISP_TASK!r} one")
+    try:
+        return GridConfig(**model.config["grid"])
+    except (KeyError, TypeError) as exc:
+        raise BitstreamError(f"{name}: malformed grid configuration ({exc})") from exc
+
+
+def load_wisp_nerf(path: str | os.PathLike, core: ShaciraGrid, nef_heads: nn.Module) -> ShacModel:
+    """Load a file written by :func:`export_wisp_nerf` into an identically built model.
+
+    Raises:
+        BitstreamError: not a Wisp NeRF file, or a grid/heads layout that differs.
+    """
+    model = read_shac(path)
+    if grid_config_of_file(model, str(path)) != core.config:
+        raise BitstreamError(f"{path}: grid configuration differs from the model's")
+    WispNerfExport(core, nef_heads).load_shac_model(model)
+    return model
+
+
+__all__ = [
+    "WISP_INSTALL_HINT", "WISP_TASK", "RateTerm", "ShaciraLearningRates",
+    "WispNotInstalled", "core_lod", "export_wisp_nerf", "grid_config_from_wisp",
+    "grid_config_of_file", "heads_of", "interpolate_wisp", "json_scalars", "load_wisp_nerf",
+    "lod_from_slider", "rate_loss", "refine_param_groups", "schedule_config",
+    "set_temperature", "user_error_cause", "wisp_coords_to_unit", "wisp_not_installed",
+    "wisp_param_group",
+    "WispNerfExport",
+]

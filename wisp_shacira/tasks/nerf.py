@@ -1,0 +1,207 @@
+"""NeRF task: train a compressed radiance field, export ``scene.shac``, decode, report.
+
+Outputs in the output folder: ``scene.shac`` (or, for the uncompressed baseline with
+``grid.compressed: false``, ``model.pt``: a ``torch.save`` of the float weights),
+``checkpoint.pt`` (training state, for ``--resume``), ``renders/NAME.png`` (held-out
+views rendered from the file) and ``metrics.json``. The held-out split is ``test``
+when the scene has one, else ``val``. PSNR/SSIM are measured on the 8-bit renders.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wisp_shacira.codec.container import write_atomic
+from wisp_shacira.codec.model_io import write_shac
+from wisp_shacira.datasets.image import encode_png
+from wisp_shacira.datasets.nerf_synthetic import (BLENDER_TO_YUP, NerfScene, load_nerf_synthetic,
+                                                  read_json)
+from wisp_shacira.datasets.rtmv import load_rtmv
+from wisp_shacira.datasets.video import save_video
+from wisp_shacira.errors import ConfigError
+from wisp_shacira.fields.nerf import RadianceField
+from wisp_shacira.render.occupancy import DEFAULT_DENSITY_THRESHOLD
+from wisp_shacira.tasks.common import check_not_input, timed, write_json
+from wisp_shacira.tasks.nerf_config import AppConfig, NerfDatasetConfig
+from wisp_shacira.tasks.nerf_eval import (load_any_model, render_turntable, render_views,
+                                          scene_model_from, view_metrics)
+from wisp_shacira.tasks.nerf_train import train_field
+from wisp_shacira.train.rd import resolve_device
+
+__all__ = ["AppConfig", "run", "summary", "decode", "load_scene", "file_config"]
+
+log = logging.getLogger(__name__)
+
+DEMO_SCENE = Path(__file__).resolve().parents[2] / "data" / "demo_scene"
+TURNTABLE_FRAMES = 60
+_YUP = BLENDER_TO_YUP[:3, :3].double()
+
+
+def _blender_normalisation(root: Path) -> dict:
+    """``t * scale + offset`` (Blender frame) as the loader applies it to train poses."""
+    train = root / "transforms_train.json"
+    meta = read_json(train if train.is_file() else root / "transforms.json")
+    scale = float(meta.get("scale", 1.0)) / float(meta.get("aabb_scale", 1.25))
+    return {"scale": scale, "offset": [float(v) for v in meta.get("offset", [0.0, 0.0, 0.0])]}
+
+
+def _rtmv_normalisation(root: Path, scene: NerfScene) -> dict:
+    """The similarity ``t * scale + offset`` (Blender frame) that maps each view's raw
+    camera position to the loader's normalised one (least squares; exact up to rounding)."""
+    raw = []
+    for name in scene.names:
+        eye = read_json(root / f"{name}.json")["camera_data"]["camera_look_at"]["eye"]
+        raw.append([float(v) for v in eye])
+    raw_t = torch.tensor(raw, dtype=torch.float64)
+    box = scene.c2w[:, :3, 3].double() @ _YUP
+    raw_c, box_c = raw_t - raw_t.mean(0), box - box.mean(0)
+    scale = float((raw_c * box_c).sum() / (raw_c**2).sum().clamp_min(1e-12))
+    offset = box.mean(0) - scale * raw_t.mean(0)
+    return {"scale": scale, "offset": offset.tolist()}
+
+
+def load_scene(data: NerfDatasetConfig) -> tuple[NerfScene, dict, Path]:
+    """Load the configured scene; returns (scene, normalisation, root folder)."""
+    root = Path(data.path) if data.path is not None else DEMO_SCENE
+    if data.format == "blender":
+        scene = load_nerf_synthetic(root, data.mip, data.bg_color, data.holdout_every or None)
+        return scene, _blender_normalisation(root), root
+    scene = load_rtmv(root, data.mip, data.bg_color)
+    return scene, _rtmv_normalisation(root, scene), root
+
+
+def held_out_split(scene: NerfScene, root: Path) -> str:
+    """``test`` when present, else ``val``."""
+    for name in ("test", "val"):
+        if scene.splits.get(name):
+            return name
+    raise ConfigError(f"{root}: no held-out views (no test or val split; set dataset.holdout_every)")
+
+
+def file_config(cfg: AppConfig, scene: NerfScene, norm: dict, name: str) -> dict:
+    """What the file's CONFIG records: everything ``render`` needs besides poses."""
+    train = scene.split("train")
+    positions = train.c2w[:, :3, 3]
+    fx, fy, cx, cy = (float(v) for v in train.intrinsics[0])
+    return {"task": "nerf", "grid": dataclasses.asdict(cfg.grid), "nef": dataclasses.asdict(cfg.nef),
+            "tracer": dataclasses.asdict(cfg.tracer),
+            "occupancy": {"resolution": cfg.trainer.occupancy_resolution,
+                          "subsamples": cfg.trainer.occupancy_subsamples,
+                          "threshold": DEFAULT_DENSITY_THRESHOLD},
+            "scene": {"name": name, "format": cfg.dataset.format, "mip": cfg.dataset.mip,
+                      "height": scene.H, "width": scene.W, **norm},
+            "camera": {"fx": fx, "fy": fy, "cx": cx, "cy": cy,
+                       "orbit_radius": float(positions.norm(dim=-1).mean()),
+                       "orbit_height": float(positions[:, 1].mean())}}
+
+
+def _save_float_model(path: Path, field_: RadianceField, config: dict) -> int:
+    """The uncompressed baseline: ``torch.save`` of config + float32 state_dict, atomically."""
+    buffer = io.BytesIO()
+    state = {k: v.detach().cpu() for k, v in field_.state_dict().items()}
+    torch.save({"config": config, "state_dict": state}, buffer)
+    write_atomic(path, buffer.getvalue())
+    return len(buffer.getvalue())
+
+
+def _input_files(root: Path, fmt: str) -> list[Path]:
+    if fmt == "rtmv":
+        return sorted(root.glob("*.json")) + sorted(root.glob("*.exr"))
+    jsons = sorted(root.glob("transforms*.json"))
+    images = []
+    for path in jsons:
+        doc = read_json(path)
+        frames = doc.get("frames", []) if isinstance(doc, dict) else []
+        for frame in frames:
+            rel = frame.get("file_path") if isinstance(frame, dict) else None
+            if isinstance(rel, str):
+                image = root / rel.replace("\\", "/")
+                images.append(image if image.suffix else image.with_name(image.name + ".png"))
+    return jsons + images
+
+
+def _export(field_: RadianceField, config: dict, out_dir: Path) -> tuple[Path, int]:
+    if field_.grid.config.compressed:
+        field_.round_weights()
+        path = out_dir / "scene.shac"
+        return path, write_shac(path, field_.to_shac_model(config))
+    path = out_dir / "model.pt"
+    return path, _save_float_model(path, field_, config)
+
+
+def _grid_float_bytes(field_: RadianceField) -> int:
+    """Bytes of the grid as a float32 table of decoded features (what Instant-NGP stores)."""
+    return 4 * field_.grid.layout.total_rows * field_.grid.config.feature_dim
+
+
+def run(cfg: AppConfig, out_dir: Path) -> dict:
+    """Train, export, decode from the file and measure held-out views; writes ``metrics.json``."""
+    scene, norm, root = load_scene(cfg.dataset)
+    split = held_out_split(scene, root)
+    inputs = _input_files(root, cfg.dataset.format)
+    held = scene.split(split)
+    outputs = [out_dir / n for n in ("scene.shac", "model.pt", "checkpoint.pt", "metrics.json")]
+    outputs += [out_dir / "renders" / f"{name}.png" for name in held.names]
+    for path in outputs:
+        check_not_input(path, inputs)
+    device = resolve_device(cfg.trainer.device)
+    val = scene.split("val").to(device) if scene.splits.get("val") else None
+    result = train_field(cfg, scene.split("train").to(device), val, device, out_dir)
+    field_ = result.field.eval()
+    config = file_config(cfg, scene, norm, root.resolve().name)
+    path, nbytes = _export(field_, config, out_dir)
+    reference = render_views(scene_model_from(field_, config, str(path)), held.c2w, held.intrinsics,
+                             held.H, held.W)
+    images = held.images.cpu().numpy()
+    with timed() as decode_time:
+        decoded_model = load_any_model(path, device=device)
+        decoded = render_views(decoded_model, held.c2w, held.intrinsics, held.H, held.W)
+    for name, view in zip(held.names, decoded):
+        write_atomic(out_dir / "renders" / f"{name}.png", encode_png(view.astype(np.float32) / 255.0, 8))
+    psnrs, ssims = view_metrics(decoded, images)
+    ref_psnrs, _ = view_metrics(reference, images)
+    report = {"task": "nerf", "scene": str(root), "split": split, "views": len(held.names),
+              "height": held.H, "width": held.W, "file": str(path), "bytes": nbytes,
+              "compressed": cfg.grid.compressed, "grid_float_bytes": _grid_float_bytes(field_),
+              "psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
+              "psnr_in_memory": float(np.mean(ref_psnrs)),
+              "decode_matches": bool(np.array_equal(reference, decoded)),
+              "per_view": [{"name": n, "psnr": p, "ssim": s}
+                           for n, p, s in zip(held.names, psnrs, ssims)],
+              "train_seconds": result.seconds, "iterations": cfg.trainer.iterations,
+              "resumed_from": result.resumed_from, "validation": result.history,
+              "decode_seconds": decode_time[0], "config": dataclasses.asdict(cfg)}
+    write_json(out_dir / "metrics.json", report)
+    return report
+
+
+def summary(report: dict) -> str:
+    """Readable summary of a :func:`run` report, for ``app/main.py``."""
+    kind = ".shac" if report["compressed"] else "uncompressed float"
+    delta = report["psnr"] - report["psnr_in_memory"]
+    rows = [("scene", f"{report['scene']} ({report['views']} held-out '{report['split']}' views "
+                      f"of {report['width']}x{report['height']})"),
+            ("held-out PSNR (from file)", f"{report['psnr']:.2f} dB"),
+            ("held-out SSIM (from file)", f"{report['ssim']:.4f}"),
+            ("PSNR in memory", f"{report['psnr_in_memory']:.2f} dB (file - memory: {delta:+.3f} dB)"),
+            ("file", f"{report['file']}: {report['bytes']} bytes ({report['bytes'] / 1024:.1f} KiB, {kind})"),
+            ("train", f"{report['iterations']} steps, {report['train_seconds']:.1f} s"),
+            ("decode + render", f"{report['decode_seconds']:.1f} s"),
+            ("decode == exported", str(report["decode_matches"]))]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
+
+
+def decode(path: Path, out: Path, max_lod: int | None = None) -> Path:
+    """``wisp-shacira decode`` for scenes: a turntable around the scene at the training
+    resolution, as a video (``out`` ending in .mp4/.mkv/.mov/.avi) or a folder of PNGs."""
+    check_not_input(out, [Path(path)])
+    model = load_any_model(Path(path), max_lod)
+    frames = render_turntable(model, TURNTABLE_FRAMES)
+    return save_video(frames, out, fps=24.0)
+

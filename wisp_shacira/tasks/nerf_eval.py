@@ -1,0 +1,216 @@
+"""Evaluation side of the NeRF task: rebuild a radiance field from a file and render it.
+
+Encoder and decoder share these functions, so the views measured before export are
+the views a decoder renders from the file. The occupancy grid used for rendering is
+not stored: :func:`rebuild_occupancy` recomputes it deterministically from the
+field's density (``subsamples^3`` fixed points per cell), so it needs only the file.
+Rendered views are rounded to 8 bits (what the PNGs hold) before any metric.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from wisp_shacira.codec.model_io import ShacModel, read_shac
+from wisp_shacira.config import build_config
+from wisp_shacira.datasets.nerf_synthetic import BLENDER_TO_YUP
+from wisp_shacira.datasets.rtmv import look_at_c2w
+from wisp_shacira.errors import BitstreamError, ConfigError
+from wisp_shacira.fields.nerf import NerfNefConfig, RadianceField
+from wisp_shacira.grid.shacira_grid import GridConfig
+from wisp_shacira.metrics import psnr, ssim
+from wisp_shacira.render.occupancy import OccupancyGrid
+from wisp_shacira.render.tracer import Tracer, TracerConfig
+
+OCCUPANCY_CHUNK = 1 << 16
+
+
+@dataclass
+class SceneModel:
+    """A radiance field ready to render, rebuilt from a file.
+
+    Attributes:
+        field: the field (eval mode).
+        tracer: the tracer configured as in training.
+        occupancy: the occupancy grid rebuilt from the field.
+        meta: the file's CONFIG (``scene``, ``camera``, ``occupancy``, ... sections).
+    """
+
+    field: RadianceField
+    tracer: Tracer
+    occupancy: OccupancyGrid
+    meta: dict
+
+
+@torch.no_grad()
+def rebuild_occupancy(field: RadianceField, resolution: int, subsamples: int,
+                      threshold: float) -> OccupancyGrid:
+    """Occupancy from the field's density: per cell the maximum density over a fixed
+    ``subsamples^3`` lattice inside it; occupied above ``min(mean, threshold)``, then
+    dilated by one cell (so thin surfaces between lattice points are kept)."""
+    device = next(field.parameters()).device
+    grid = OccupancyGrid(resolution, threshold=threshold, warmup_steps=0).to(device)
+    offsets = (torch.arange(subsamples, device=device, dtype=torch.float32) + 0.5) / subsamples
+    lattice = torch.stack(torch.meshgrid(offsets, offsets, offsets, indexing="ij"), -1).reshape(-1, 3)
+    corners = grid.cell_points(torch.arange(grid.num_cells, device=device), jitter=False) - 1.0 / resolution
+    best = torch.zeros(grid.num_cells, device=device)
+    step = max(1, OCCUPANCY_CHUNK // len(lattice))
+    with field.shared_table():
+        for start in range(0, grid.num_cells, step):
+            part = corners[start:start + step]
+            pts = (part[:, None, :] + lattice[None] * (2.0 / resolution)).reshape(-1, 3)
+            best[start:start + len(part)] = field.density(pts).reshape(len(part), -1).amax(1)
+    grid.density.copy_(best.reshape(grid.density.shape))
+    occupied = grid.density > min(float(best.mean()), threshold)
+    dilated = F.max_pool3d(occupied[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+    grid.occupied.copy_(dilated)
+    return grid
+
+
+@torch.no_grad()
+def render_views(model: SceneModel, c2w: torch.Tensor, intrinsics: torch.Tensor,
+                 height: int, width: int) -> np.ndarray:
+    """Render views with the packed tracer (deterministic sample midpoints).
+
+    Args:
+        c2w: [V, 4, 4] camera-to-world in the normalised box (OpenGL axes).
+        intrinsics: [V, 4] (fx, fy, cx, cy) in pixels at ``height x width``.
+    Returns:
+        [V, H, W, 3] uint8.
+    """
+    device = next(model.field.parameters()).device
+    out = np.empty((len(c2w), height, width, 3), dtype=np.uint8)
+    with model.field.shared_table():
+        for v in range(len(c2w)):
+            fx, fy, cx, cy = (float(x) for x in intrinsics[v])
+            rgb = model.tracer.render_image(model.field, c2w[v].to(device), fx, fy, cx, cy,
+                                            height, width, model.occupancy)["rgb"]
+            out[v] = torch.round(rgb.clamp(0, 1) * 255).to(torch.uint8).cpu().numpy()
+    return out
+
+
+def view_metrics(renders: np.ndarray, images: np.ndarray) -> tuple[list[float], list[float]]:
+    """PSNR and SSIM of each view: ``renders [V, H, W, 3]`` uint8 vs ``images`` float in [0, 1]."""
+    pred = renders.astype(np.float64) / 255.0
+    pairs = [(p, np.asarray(g, dtype=np.float64)) for p, g in zip(pred, images)]
+    return [psnr(p, g) for p, g in pairs], [ssim(p, g) for p, g in pairs]
+
+
+def scene_model_from(field: RadianceField, meta: dict, name: str) -> SceneModel:
+    """Wrap a trained or decoded field (already in eval mode) with its tracer and occupancy."""
+    try:
+        tracer = Tracer(build_config(TracerConfig, meta["tracer"], "tracer"))
+        occ = meta["occupancy"]
+        resolution, subsamples = int(occ["resolution"]), int(occ["subsamples"])
+        threshold = float(occ["threshold"])
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise BitstreamError(f"{name}: malformed scene configuration ({exc})") from exc
+    occupancy = rebuild_occupancy(field, resolution, subsamples, threshold)
+    return SceneModel(field, tracer, occupancy, meta)
+
+
+def _build_field(meta: dict, name: str) -> RadianceField:
+    if meta.get("task") != "nerf":
+        raise BitstreamError(f"{name}: holds a {meta.get('task')!r} model, not a nerf scene")
+    try:
+        grid_cfg = build_config(GridConfig, meta["grid"], "grid")
+        nef_cfg = build_config(NerfNefConfig, meta["nef"], "nef")
+        for key in ("scene", "camera", "occupancy", "tracer"):
+            if not isinstance(meta[key], dict):
+                raise TypeError(f"section {key} is not a mapping")
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise BitstreamError(f"{name}: malformed nerf configuration ({exc})") from exc
+    return RadianceField(grid_cfg, nef_cfg)
+
+
+def load_scene_model(path: Path, max_lod: int | None = None,
+                     device: torch.device | None = None) -> SceneModel:
+    """Decode a scene ``.shac`` file (the file alone) into a renderable model.
+
+    Args:
+        max_lod: use levels ``0..max_lod-1`` only (None = all).
+        device: where to render (default CPU).
+    """
+    model: ShacModel = read_shac(path, max_lod=max_lod)
+    field = _build_field(model.config, str(path))
+    field.load_shac_model(model)
+    if not model.levels:
+        raise BitstreamError(f"{path}: no latent level to decode")
+    if len(model.levels) < model.num_levels:
+        field.lod_idx = len(model.levels) - 1
+    field = field.to(device or torch.device("cpu")).eval()
+    return scene_model_from(field, model.config, str(path))
+
+
+def load_float_model(path: Path, device: torch.device | None = None) -> SceneModel:
+    """Load an uncompressed baseline saved by the NeRF task (``torch.save`` of config + weights)."""
+    try:
+        saved = torch.load(io.BytesIO(Path(path).read_bytes()), map_location="cpu", weights_only=True)
+        meta, state = saved["config"], saved["state_dict"]
+    except FileNotFoundError as exc:
+        raise BitstreamError(f"{path}: no such file") from exc
+    except (OSError, RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as exc:
+        raise BitstreamError(f"{path}: not a saved baseline model ({exc})".replace("\n", " ")) from exc
+    field = _build_field(meta, str(path))
+    try:
+        field.load_state_dict(state)
+    except (RuntimeError, TypeError) as exc:
+        raise BitstreamError(f"{path}: weights do not match the configuration") from exc
+    return scene_model_from(field.to(device or torch.device("cpu")).eval(), meta, str(path))
+
+
+def box_poses(raw_c2w: torch.Tensor, scene_meta: dict) -> torch.Tensor:
+    """Blender-world camera-to-world ``[V, 4, 4]`` -> normalised box (Y up): translations
+    become ``t * scale + offset`` (Blender frame), then the Z-up -> Y-up change of basis."""
+    poses = raw_c2w.to(torch.float64).clone()
+    poses[:, :3, 3] = poses[:, :3, 3] * float(scene_meta["scale"]) + torch.tensor(
+        scene_meta["offset"], dtype=torch.float64)
+    return (BLENDER_TO_YUP.to(torch.float64) @ poses).float()
+
+
+def turntable_poses(camera: dict, frames: int) -> torch.Tensor:
+    """Cameras on a horizontal circle around the box centre, looking at it.
+
+    Args:
+        camera: the file's ``camera`` section (``orbit_radius``, ``orbit_height``).
+    Returns:
+        [frames, 4, 4] camera-to-world (box frame, Y up).
+    """
+    radius, height = float(camera["orbit_radius"]), float(camera["orbit_height"])
+    up, at = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    poses = []
+    for k in range(frames):
+        angle = 2.0 * np.pi * k / frames
+        eye = torch.tensor([radius * np.sin(angle), height, radius * np.cos(angle)],
+                           dtype=torch.float64)
+        poses.append(look_at_c2w(eye, at, up))
+    return torch.stack(poses).float()
+
+
+def render_turntable(model: SceneModel, frames: int) -> np.ndarray:
+    """A turntable of ``frames`` views at the training resolution: [frames, H, W, 3] uint8."""
+    cam = model.meta["camera"]
+    try:
+        height, width = int(model.meta["scene"]["height"]), int(model.meta["scene"]["width"])
+        intr = torch.tensor([[float(cam[k]) for k in ("fx", "fy", "cx", "cy")]] * frames)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BitstreamError(f"malformed camera section in the file ({exc})") from exc
+    return render_views(model, turntable_poses(cam, frames), intr, height, width)
+
+
+def load_any_model(path: Path, max_lod: int | None = None,
+                   device: torch.device | None = None) -> SceneModel:
+    """A ``.shac`` scene, or (for any other suffix) a saved uncompressed baseline."""
+    if Path(path).suffix.lower() == ".shac":
+        return load_scene_model(path, max_lod, device)
+    if max_lod is not None:
+        raise ConfigError(f"{path}: --max-lod needs a .shac file")
+    return load_float_model(path, device)

@@ -1,0 +1,218 @@
+"""Training loop of the NeRF task: random ray batches, RD steps, occupancy updates,
+periodic validation, checkpoints and resume.
+
+Each step renders ``rays_per_batch`` random training pixels with the packed tracer
+and takes one :class:`~wisp_shacira.train.rd.RDTrainer` step on their MSE (plus the
+rate term of a compressed grid). Every ``occupancy_every`` steps the occupancy grid
+is refreshed from the field's density. ``output/checkpoint.pt`` is written every
+``checkpoint_every`` steps and at the end (atomically, with the RNG state), so an
+interrupted run resumed with ``resume: true`` loses at most the steps since its last
+checkpoint and then follows the same trajectory as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from wisp_shacira.datasets.nerf_synthetic import NerfScene
+from wisp_shacira.errors import ConfigError
+from wisp_shacira.fields.nerf import RadianceField
+from wisp_shacira.metrics import psnr
+from wisp_shacira.render.occupancy import OccupancyGrid
+from wisp_shacira.render.tracer import Tracer
+from wisp_shacira.tasks.common import seed_everything, tensorboard_writer
+from wisp_shacira.tasks.nerf_config import AppConfig
+from wisp_shacira.train.checkpoint import load_checkpoint, restore_checkpoint, save_checkpoint
+from wisp_shacira.train.rd import RDTrainer, StepStats
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+_NOT_COMPARED = {"output", "resume", "trainer.log_every", "trainer.val_every", "trainer.val_views",
+                 "trainer.checkpoint_every", "trainer.tensorboard", "trainer.device"}
+
+
+@dataclass
+class TrainResult:
+    """A trained field and what its training measured.
+
+    Attributes:
+        field: the field (train mode, latents not yet hardened).
+        history: validation points ``{"step", "val_psnr"}``.
+        seconds: wall time of the training loop (summed over resumed runs).
+        resumed_from: step the run resumed from, or None.
+    """
+
+    field: RadianceField
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_from: int | None = None
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def comparable_config(cfg: AppConfig) -> dict[str, Any]:
+    """The settings a resumed run must share with its checkpoint (dotted keys)."""
+    flat = _flatten(dataclasses.asdict(cfg))
+    return {k: v for k, v in flat.items() if k not in _NOT_COMPARED}
+
+
+def _check_same_config(saved: dict[str, Any], cfg: AppConfig, path: Path) -> None:
+    current = comparable_config(cfg)
+    for key in sorted(set(saved) | set(current)):
+        if saved.get(key) != current.get(key):
+            raise ConfigError(f"{path}: checkpoint was made with {key} = {saved.get(key)!r}, "
+                              f"this run has {current.get(key)!r}; keep the settings or start "
+                              f"over without --resume")
+
+
+def make_distortion(field_: RadianceField, tracer: Tracer, occupancy: OccupancyGrid,
+                    scene: NerfScene, cfg: AppConfig) -> Callable[[], torch.Tensor]:
+    """MSE of a random batch of training rays per call (random backgrounds if enabled)."""
+    n, device = cfg.trainer.rays_per_batch, scene.images.device
+    bg = torch.tensor(cfg.dataset.bg_color, device=device)
+
+    def distortion() -> torch.Tensor:
+        view = torch.randint(scene.num_views, (n,), device=device)
+        row = torch.randint(scene.H, (n,), device=device)
+        col = torch.randint(scene.W, (n,), device=device)
+        origins, dirs, target = scene.pixel_rays(view, row, col)
+        ray_bg = None
+        if cfg.trainer.random_bg:
+            ray_bg = torch.rand(n, 3, device=device)
+            clear = (1.0 - scene.alphas[view, row, col])[:, None]
+            target = target + (ray_bg - bg) * clear
+        with field_.shared_table():
+            rgb = tracer.render_rays(field_, origins, dirs, occupancy, bg_color=ray_bg)["rgb"]
+        return torch.mean((rgb - target) ** 2)
+
+    return distortion
+
+
+@torch.no_grad()
+def validate(field_: RadianceField, tracer: Tracer, occupancy: OccupancyGrid, scene: NerfScene,
+             views: int) -> float:
+    """Mean PSNR (float renders) of ``views`` evenly spaced views of ``scene``."""
+    was_training = field_.training
+    field_.eval()
+    picks = np.unique(np.linspace(0, scene.num_views - 1, min(views, scene.num_views)).round())
+    values = []
+    with field_.shared_table():
+        for v in picks.astype(int):
+            fx, fy, cx, cy = (float(x) for x in scene.intrinsics[v])
+            rgb = tracer.render_image(field_, scene.c2w[v], fx, fy, cx, cy, scene.H, scene.W,
+                                      occupancy)["rgb"]
+            values.append(psnr(rgb.clamp(0, 1).cpu().numpy(), scene.images[v].cpu().numpy()))
+    field_.train(was_training)
+    return float(np.mean(values))
+
+
+def _weight_bytes(field_: RadianceField) -> int:
+    return sum(2 * p.numel() for p in field_.heads.parameters()) + 800
+
+
+class _Loop:
+    """State of one training run (field, trainer, occupancy, bookkeeping)."""
+
+    def __init__(self, cfg: AppConfig, device: torch.device, out_dir: Path) -> None:
+        seed_everything(cfg.trainer.seed)
+        self.cfg = cfg
+        self.field = RadianceField(cfg.grid, cfg.nef).to(device)
+        self.tracer = Tracer(cfg.tracer)
+        self.occupancy = OccupancyGrid(cfg.trainer.occupancy_resolution,
+                                       warmup_steps=cfg.trainer.occupancy_warmup).to(device)
+        self.trainer = RDTrainer(self.field, cfg.trainer, fixed_bytes=_weight_bytes(self.field))
+        self.path = out_dir / CHECKPOINT_NAME
+        self.result = TrainResult(self.field)
+        self.writer = tensorboard_writer(cfg.trainer.tensorboard, out_dir / "tensorboard")
+
+    def resume(self) -> None:
+        state = load_checkpoint(self.path)
+        _check_same_config(state["extra"]["config"], self.cfg, self.path)
+        step = restore_checkpoint(state, self.field, self.trainer.optimizer,
+                                  {"occupancy": self.occupancy})
+        self.trainer.step_idx = step
+        self.result.history = list(state["extra"]["history"])
+        self.result.seconds = float(state["extra"]["seconds"])
+        self.result.resumed_from = step
+        log.info("resumed from %s at step %d", self.path, step)
+
+    def save(self) -> None:
+        extra = {"config": comparable_config(self.cfg), "history": self.result.history,
+                 "seconds": self.result.seconds}
+        save_checkpoint(self.path, self.field, self.trainer.optimizer, self.trainer.step_idx,
+                        {"occupancy": self.occupancy}, extra)
+
+    def step(self, distortion: Callable[[], torch.Tensor]) -> StepStats:
+        tcfg, step = self.cfg.trainer, self.trainer.step_idx
+        if step % tcfg.occupancy_every == 0:
+            with torch.no_grad(), self.field.shared_table():
+                self.occupancy.update(self.field.density, step)
+        return self.trainer.step(distortion)
+
+    def after_step(self, stats: StepStats, val_scene: NerfScene | None, bar: tqdm) -> None:
+        tcfg, step = self.cfg.trainer, self.trainer.step_idx
+        if val_scene is not None and tcfg.val_every and step % tcfg.val_every == 0:
+            value = validate(self.field, self.tracer, self.occupancy, val_scene, tcfg.val_views)
+            self.result.history.append({"step": step, "val_psnr": value})
+            if self.writer is not None:
+                self.writer.add_scalar("val/psnr", value, step)
+        if step % tcfg.log_every == 0 or step == tcfg.iterations:
+            last = self.result.history[-1]["val_psnr"] if self.result.history else math.nan
+            bar.set_postfix(loss=f"{stats.loss:.2e}", psnr=f"{stats.psnr:.2f}",
+                            val=f"{last:.2f}", occ=f"{self.occupancy.occupancy_fraction():.2f}",
+                            size=f"{self.trainer.estimated_bytes(stats) / 1024:.1f}KiB")
+            if self.writer is not None:
+                self.writer.add_scalar("train/psnr", stats.psnr, step)
+                self.writer.add_scalar("train/bits", stats.bits, step)
+
+
+def train_field(cfg: AppConfig, train_scene: NerfScene, val_scene: NerfScene | None,
+                device: torch.device, out_dir: Path) -> TrainResult:
+    """Train (or resume) a radiance field; see the module docstring.
+
+    Args:
+        train_scene: training views, on ``device``.
+        val_scene: views for periodic validation (None = no validation).
+    """
+    loop = _Loop(cfg, device, out_dir)
+    if cfg.resume:
+        loop.resume()
+    elif loop.path.exists():
+        log.warning("%s exists and will be replaced (pass --resume to continue it)", loop.path)
+    distortion = make_distortion(loop.field, loop.tracer, loop.occupancy, train_scene, cfg)
+    tcfg = cfg.trainer
+    loop.field.train()
+    bar = tqdm(total=tcfg.iterations, initial=loop.trainer.step_idx, desc="nerf",
+               mininterval=1.0, dynamic_ncols=True)
+    with bar:
+        while loop.trainer.step_idx < tcfg.iterations:
+            start = time.perf_counter()
+            stats = loop.step(distortion)
+            bar.update(1)
+            loop.after_step(stats, val_scene, bar)
+            loop.result.seconds += time.perf_counter() - start
+            step = loop.trainer.step_idx
+            if (tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0) or step == tcfg.iterations:
+                loop.save()
+    if loop.writer is not None:
+        loop.writer.close()
+    return loop.result

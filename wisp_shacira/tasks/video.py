@@ -1,0 +1,288 @@
+"""Video task: compress a clip into one ``.shac`` file, decode it, report quality.
+
+The clip is a field over ``(x, y, t)`` fitted by a 3-D :class:`ShaciraGrid`. Outputs
+for a clip ``NAME``: ``NAME.shac`` (the compressed clip), ``NAME.mp4`` (decoded from
+that file, near-lossless H.264 so it shows the reconstruction faithfully) and
+``metrics.json`` (PSNR and SSIM as means over frames, BPP from the file size, encode
+and decode seconds). Frames stay ``uint8`` in memory; training draws random pixel
+batches (or, for small clips, the whole clip through a precomputed plan) and
+evaluation renders one frame at a time.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+import torch
+
+from wisp_shacira.codec.model_io import ShacModel, read_shac, write_shac
+from wisp_shacira.config import build_config, require
+from wisp_shacira.datasets.video import (VideoInfo, VideoSampler, colors_of,
+                                         coords_of, frame_coords, load_video_with_info,
+                                         save_video)
+from wisp_shacira.errors import BitstreamError, ConfigError
+from wisp_shacira.fields.video import VideoField, VideoNefConfig
+from wisp_shacira.grid.fast import build_plan
+from wisp_shacira.grid.shacira_grid import GridConfig
+from wisp_shacira.metrics import video_psnr, video_ssim
+from wisp_shacira.tasks.common import (check_not_input, seed_everything, tensorboard_writer,
+                                       timed, write_json)
+from wisp_shacira.train.config import TrainerConfig
+from wisp_shacira.train.rd import RDTrainer, StepStats, resolve_device
+
+DEMO_VIDEO = Path(__file__).resolve().parents[2] / "data" / "demo_video"
+MAX_FULL_BATCH_ENTRIES = 1 << 23
+"""Limit on ``T * H * W * num_levels`` for ``trainer.batch_size: 0`` (plan of ~1 GiB)."""
+
+
+@dataclass
+class VideoDatasetConfig:
+    """Input (YAML section ``dataset``).
+
+    Attributes:
+        path: a video file (MP4, MKV, ...) or a folder of frames; None = the bundled
+            demo clip ``data/demo_video``.
+        frame_start: first source frame (0-based).
+        frame_end: end of the frame range, exclusive; None = the last frame.
+        stride: keep every ``stride``-th frame of the range.
+        downscale: integer area-downscaling factor of every frame.
+    """
+
+    path: str | None = None
+    frame_start: int = 0
+    frame_end: int | None = None
+    stride: int = 1
+    downscale: int = 1
+
+    def check(self) -> None:
+        require(self.frame_start >= 0, f"dataset.frame_start must be >= 0, got {self.frame_start}")
+        require(self.frame_end is None or self.frame_end > self.frame_start,
+                f"dataset.frame_end ({self.frame_end}) must be greater than "
+                f"dataset.frame_start ({self.frame_start})")
+        require(self.stride >= 1, f"dataset.stride must be >= 1, got {self.stride}")
+        require(self.downscale >= 1, f"dataset.downscale must be >= 1, got {self.downscale}")
+
+
+@dataclass
+class AppConfig:
+    """Configuration of ``app/main.py`` for the video task.
+
+    ``trainer.batch_size`` is the number of random pixels per step (2^18 by default,
+    as in the paper); 0 fits the whole clip every step, for small clips only.
+    """
+
+    task: Literal["video"] = "video"
+    output: str | None = None
+    grid: GridConfig = field(default_factory=GridConfig)
+    nef: VideoNefConfig = field(default_factory=VideoNefConfig)
+    dataset: VideoDatasetConfig = field(default_factory=VideoDatasetConfig)
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(batch_size=1 << 18))
+
+    def check(self) -> None:
+        require(self.grid.num_levels >= 1, "grid.num_levels must be >= 1")
+        require(self.grid.compressed,
+                "the video task writes .shac files: grid.compressed must be true")
+
+
+def _to_uint8(colors: torch.Tensor) -> torch.Tensor:
+    """``[N, 3]`` unclamped colours -> ``[N, 3]`` uint8 (clamp to [0, 1], round to 1/255)."""
+    return torch.round(colors.clamp(0, 1) * 255).to(torch.uint8)
+
+
+@torch.no_grad()
+def render_frames(field_: VideoField, num_frames: int, height: int, width: int,
+                  lod_idx: int | None = None, chunk: int = 1 << 16) -> np.ndarray:
+    """Evaluate the field on every pixel of every frame, one frame at a time, in chunks.
+
+    Encoder and decoder both call this function, so the frames measured before export
+    are the frames a decoder rebuilds from the file.
+
+    Returns:
+        frames: [T, H, W, 3] uint8.
+    """
+    device = next(field_.parameters()).device
+    out = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    for t in range(num_frames):
+        coords = torch.from_numpy(frame_coords(t, num_frames, height, width)).to(device)
+        rgb = torch.cat([_to_uint8(field_(coords[i:i + chunk], lod_idx))
+                         for i in range(0, len(coords), chunk)])
+        out[t] = rgb.reshape(height, width, 3).cpu().numpy()
+    return out
+
+
+def _full_batch_loss(field_: VideoField, frames: np.ndarray,
+                     device: torch.device) -> Callable[[], torch.Tensor]:
+    """MSE of the whole clip through a precomputed plan (small clips only)."""
+    num_frames, height, width, _ = frames.shape
+    entries = num_frames * height * width * field_.grid.num_levels
+    if entries > MAX_FULL_BATCH_ENTRIES:
+        raise ConfigError(f"trainer.batch_size 0 fits the whole clip each step, but "
+                          f"{num_frames}x{height}x{width} pixels x {field_.grid.num_levels} "
+                          f"levels is too large; set trainer.batch_size (e.g. 262144)")
+    t, y, x = np.meshgrid(np.arange(num_frames), np.arange(height), np.arange(width),
+                          indexing="ij")
+    indices = np.stack([t.ravel(), y.ravel(), x.ravel()], axis=1)
+    coords = torch.from_numpy(coords_of(indices, num_frames, height, width)).to(device)
+    target = torch.from_numpy(colors_of(frames, indices)).to(device)
+    plan = build_plan(coords, field_.grid.layout)
+    return lambda: torch.mean((field_(None, plan=plan) - target) ** 2)
+
+
+def _random_batch_loss(field_: VideoField, frames: np.ndarray, batch_size: int, seed: int,
+                       device: torch.device) -> Callable[[], torch.Tensor]:
+    """MSE of a random pixel batch per call (every frame visited each epoch)."""
+    num_frames, height, width, _ = frames.shape
+    sampler = VideoSampler(num_frames, height, width, batch_size, seed)
+
+    def distortion() -> torch.Tensor:
+        indices = sampler.sample()
+        coords = torch.from_numpy(sampler.coords_of(indices)).to(device)
+        target = torch.from_numpy(colors_of(frames, indices)).to(device)
+        return torch.mean((field_(coords) - target) ** 2)
+
+    return distortion
+
+
+def _weight_bytes(field_: VideoField) -> int:
+    return sum(2 * p.numel() for p in field_.heads.parameters()) + 300
+
+
+def _train(frames: np.ndarray, name: str, cfg: AppConfig, device: torch.device,
+           writer: Any) -> VideoField:
+    """Fit a field to ``frames: [T, H, W, 3] uint8``; returns it hardened and rounded.
+
+    ``writer`` is a TensorBoard ``SummaryWriter`` or None.
+    """
+    seed_everything(cfg.trainer.seed)
+    field_ = VideoField(cfg.grid, cfg.nef).to(device)
+    if cfg.trainer.batch_size == 0:
+        distortion = _full_batch_loss(field_, frames, device)
+    else:
+        distortion = _random_batch_loss(field_, frames, cfg.trainer.batch_size,
+                                        cfg.trainer.seed, device)
+    trainer = RDTrainer(field_, cfg.trainer, fixed_bytes=_weight_bytes(field_))
+
+    def log(step: int, stats: StepStats) -> None:
+        if writer is not None:
+            writer.add_scalar(f"{name}/psnr_batch", stats.psnr, step)
+            writer.add_scalar(f"{name}/bits", stats.bits, step)
+
+    field_.train()
+    trainer.run(distortion, desc=f"video {name}", on_log=log)
+    field_.eval()
+    field_.round_weights()
+    return field_
+
+
+def file_config(cfg: AppConfig, name: str, info: VideoInfo, num_frames: int) -> dict:
+    """What the ``.shac`` CONFIG section records for a clip."""
+    return {"task": "video", "grid": dataclasses.asdict(cfg.grid),
+            "nef": dataclasses.asdict(cfg.nef),
+            "video": {"name": name, "num_frames": num_frames, "height": info.height,
+                      "width": info.width, "fps": info.fps / cfg.dataset.stride}}
+
+
+def field_from_model(model: ShacModel, name: str) -> tuple[VideoField, dict]:
+    """Rebuild a video field (on the CPU) and its clip metadata from a decoded model."""
+    if model.config.get("task") != "video":
+        raise BitstreamError(f"{name}: holds a {model.config.get('task')!r} model, not a video")
+    try:
+        grid_cfg = build_config(GridConfig, model.config["grid"], "grid")
+        nef_cfg = build_config(VideoNefConfig, model.config["nef"], "nef")
+        meta = dict(model.config["video"])
+        for key in ("num_frames", "height", "width"):
+            meta[key] = int(meta[key])
+            if meta[key] < 1:
+                raise ValueError(f"video.{key} = {meta[key]}")
+        meta["fps"] = float(meta["fps"])
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise BitstreamError(f"{name}: malformed video configuration ({exc})") from exc
+    field_ = VideoField(grid_cfg, nef_cfg)
+    field_.load_shac_model(model)
+    return field_.eval(), meta
+
+
+def decode_frames(path: Path, max_lod: int | None = None, partial: bool = False
+                  ) -> tuple[np.ndarray, dict, ShacModel]:
+    """Decode a video ``.shac`` file from the file alone.
+
+    Args:
+        max_lod: use levels ``0..max_lod-1`` only (None = all).
+        partial: accept a truncated stream and use the levels it holds.
+    Returns:
+        (frames [T, H, W, 3] uint8, clip metadata {name, num_frames, height, width, fps},
+        the decoded model).
+    """
+    model = read_shac(path, max_lod=max_lod, partial=partial)
+    field_, meta = field_from_model(model, str(path))
+    if len(model.levels) == 0:
+        raise BitstreamError(f"{path}: no complete latent level to decode ({model.problem})")
+    lod = None if len(model.levels) == model.num_levels else len(model.levels) - 1
+    frames = render_frames(field_, meta["num_frames"], meta["height"], meta["width"], lod)
+    return frames, meta, model
+
+
+def decode(path: Path, out: Path, max_lod: int | None = None) -> Path:
+    """``wisp-shacira decode`` for videos: ``out`` ending in .mp4/.mkv/.mov/.avi gets a
+    video, any other path a folder of ``frame_00000.png``, ..."""
+    check_not_input(out, [Path(path)])
+    frames, meta, _ = decode_frames(Path(path), max_lod)
+    return save_video(frames, out, fps=meta["fps"])
+
+
+def _clip_name(source: Path) -> str:
+    return source.resolve().name if source.is_dir() else source.stem
+
+
+def run(cfg: AppConfig, out_dir: Path) -> dict:
+    """Train, export, decode and measure one clip; writes files and ``metrics.json``."""
+    data = cfg.dataset
+    source = Path(data.path) if data.path is not None else DEMO_VIDEO
+    frames, info = load_video_with_info(source, data.frame_start, data.frame_end, data.stride,
+                                        data.downscale)
+    name = _clip_name(source)
+    shac_path, video_path = out_dir / f"{name}.shac", out_dir / f"{name}.mp4"
+    for output in (shac_path, video_path):
+        check_not_input(output, [source])
+    num_frames, height, width, _ = frames.shape
+    device = resolve_device(cfg.trainer.device)
+    writer = tensorboard_writer(cfg.trainer.tensorboard, out_dir / "tensorboard")
+    with timed() as encode_time:
+        field_ = _train(frames, name, cfg, device, writer)
+        config = file_config(cfg, name, info, num_frames)
+        nbytes = write_shac(shac_path, field_.to_shac_model(config))
+    reference = render_frames(field_.cpu(), num_frames, height, width)
+    with timed() as decode_time:
+        decoded, meta, _ = decode_frames(shac_path)
+    save_video(decoded, video_path, fps=meta["fps"])
+    report = {"task": "video", "name": name, "source": str(source),
+              "frame_indices": list(info.frame_indices), "frames": num_frames,
+              "height": height, "width": width, "fps": meta["fps"],
+              "psnr": video_psnr(frames, decoded, 255.0),
+              "ssim": video_ssim(frames, decoded, 255.0),
+              "bpp": nbytes * 8 / (num_frames * height * width), "bytes": nbytes,
+              "psnr_before_export": video_psnr(frames, reference, 255.0),
+              "decode_matches": bool(np.array_equal(reference, decoded)),
+              "encode_seconds": encode_time[0],
+              "encode_seconds_per_frame": encode_time[0] / num_frames,
+              "decode_seconds": decode_time[0], "config": dataclasses.asdict(cfg)}
+    write_json(out_dir / "metrics.json", report)
+    return report
+
+
+def summary(report: dict) -> str:
+    """Readable summary of a :func:`run` report, for ``app/main.py``."""
+    rows = [("video", f"{report['name']}: {report['frames']} frames of "
+                      f"{report['width']}x{report['height']}"),
+            ("PSNR (mean of frames)", f"{report['psnr']:.2f} dB"),
+            ("SSIM (mean of frames)", f"{report['ssim']:.4f}"),
+            ("BPP", f"{report['bpp']:.4f} ({report['bytes']} bytes)"),
+            ("encode", f"{report['encode_seconds']:.1f} s "
+                       f"({report['encode_seconds_per_frame']:.2f} s/frame)"),
+            ("decode", f"{report['decode_seconds']:.2f} s"),
+            ("decode == exported", str(report["decode_matches"]))]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)

@@ -17,6 +17,7 @@ setup(
         "numpy>=1.24",
         "constriction>=0.4",
         "PyYAML>=6",
+        "pypng>=0.20220715",
         "tqdm>=4.60",
         "imageio>=2.30",
         "Pillow>=10",
@@ -26,12 +27,11 @@ setup(
     ],
     extras_require={
         "exr": ["OpenEXR>=3.2"],
-        "viewer": ["viser>=0.2"],
+        "viewer": ["viser>=1.0"],
         "bench": ["imageio-ffmpeg>=0.4"],
         "tensorboard": ["tensorboard>=2.10"],
         "fast": ["numba>=0.58"],
-        "test": ["pytest>=7", "hypothesis>=6"],
-        "tcnn": [],
+        "test": ["pytest>=7", "hypothesis>=6", "playwright>=1.40"],
     },
     entry_points={"console_scripts": ["wisp-shacira=wisp_shacira.cli.main:main"]},
 )

@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-import imageio_ffmpeg
 import numpy as np
 from PIL import Image
 
@@ -142,6 +141,8 @@ def pillow_codec_curve(
 
 
 def _run_ffmpeg(args: list[str], stdin: bytes | None = None) -> bytes:
+    import imageio_ffmpeg  # only the video baselines need the ffmpeg binary
+
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args]
     result = subprocess.run(command, input=stdin, capture_output=True, check=False)
     if result.returncode != 0:

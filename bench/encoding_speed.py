@@ -42,6 +42,7 @@ from wisp_shacira.train.config import TrainerConfig
 from wisp_shacira.train.rd import RDTrainer
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DEVICE = torch.device("cpu")
 Pair = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -85,7 +86,7 @@ def case_inputs(case: Case) -> tuple[GridLayout, torch.Tensor, torch.Tensor, tor
                                                                            generator=gen)
     table = torch.randn(layout.total_rows, case.feat, generator=gen) * 0.1
     grad_out = torch.randn(coords.shape[0], layout.num_levels * case.feat, generator=gen)
-    return layout, table, coords, grad_out
+    return layout, table.to(DEVICE), coords.to(DEVICE), grad_out.to(DEVICE)
 
 
 def step(table: torch.Tensor, coords: torch.Tensor, layout: GridLayout, grad_out: torch.Tensor,
@@ -106,6 +107,8 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -122,6 +125,8 @@ def matches(got: Pair, want: Pair) -> bool:
 def bench_case(key: str, repeats: int) -> dict:
     """Times and checks of one case."""
     case = CASES[key]
+    if DEVICE.type == "cuda" and case.fast == "numba":
+        case = Case(case.name, case.dim, case.levels, case.log2_t, case.feat, case.points, "torch")
     layout, table, coords, grad_out = case_inputs(case)
     row: dict = {"case": case.name, "fast": case.fast}
     plan = None
@@ -300,9 +305,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--no-e2e", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda: no memory/e2e runs)")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "BACKEND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda":
+        args.no_memory = args.no_e2e = True
+        print(f"device: {torch.cuda.get_device_name()}")
     if args.child:
         child_peak(*args.child)
         return

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -24,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.baselines import pillow_codec_at_bpp  # noqa: E402
 from wisp_shacira.cli.report import format_table  # noqa: E402
-from wisp_shacira.config import build_config  # noqa: E402
+from wisp_shacira.config import build_config, load_yaml, merge, parse_overrides  # noqa: E402
 from wisp_shacira.tasks.image import AppConfig, compress_one  # noqa: E402
 
 CODECS = ("jpeg", "webp", "jpeg2000")
@@ -40,6 +42,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--points", default=DEFAULT_POINTS,
                         help="rate points as log2_table_size:lambda_end, comma-separated")
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "shacira_kodak.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra config override, e.g. --set nef.hidden_dim=32 (repeatable)")
+    parser.add_argument("--jobs", type=int, default=1, help="images compressed in parallel")
+    parser.add_argument("--device", default="auto", help="trainer.device: auto, cpu or cuda")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "image_rd")
     return parser.parse_args(argv)
 
@@ -57,35 +63,48 @@ def select_images(args: argparse.Namespace) -> list[Path]:
 
 
 def shacira_point(image: Path, log2_t: int, lam: float, args, out: Path) -> dict:
-    from wisp_shacira.config import load_yaml, merge
-    data = merge(load_yaml(args.config), {
+    extra = parse_overrides([f"--{item}" for item in args.set])
+    data = merge(merge(load_yaml(args.config), extra), {
         "grid": {"log2_table_size": log2_t},
-        "trainer": {"iterations": args.iterations, "lambda_end": lam, "lambda_start": 10 * lam}})
+        "trainer": {"iterations": args.iterations, "lambda_end": lam, "lambda_start": 10 * lam,
+                    "device": args.device}})
     return compress_one(image, build_config(AppConfig, data), out)
+
+
+def image_points(image: Path, points: list[tuple[int, float]], args) -> list[dict]:
+    """All rate points of one image, each with the codecs at the same BPP."""
+    pixels = iio.imread(image)
+    entries = []
+    for log2_t, lam in points:
+        metrics = shacira_point(image, log2_t, lam, args, args.out / f"T{log2_t}_l{lam:g}")
+        entry = {"name": image.stem, "shacira": (metrics["bpp"], metrics["psnr"]),
+                 "encode_seconds": metrics["encode_seconds"]}
+        for codec in CODECS:
+            bpp, psnr, _ = pillow_codec_at_bpp(pixels, codec, metrics["bpp"])
+            entry[codec] = (bpp, psnr)
+        entries.append(entry)
+        print(f"{image.stem} T=2^{log2_t} lambda={lam:g}: " + ", ".join(
+            f"{m} {entry[m][1]:.2f} dB @ {entry[m][0]:.3f}" for m in ("shacira",) + CODECS),
+            flush=True)
+    return entries
 
 
 def run(args: argparse.Namespace) -> dict:
     images = select_images(args)
     points = [(int(t), float(l)) for t, l in (p.split(":") for p in args.points.split(","))]
-    rows = {p: [] for p in points}
     start = time.perf_counter()
-    for image in images:
-        pixels = iio.imread(image)
-        for log2_t, lam in points:
-            metrics = shacira_point(image, log2_t, lam, args, args.out / f"T{log2_t}_l{lam:g}")
-            entry = {"name": image.stem, "shacira": (metrics["bpp"], metrics["psnr"]),
-                     "encode_seconds": metrics["encode_seconds"]}
-            for codec in CODECS:
-                bpp, psnr, _ = pillow_codec_at_bpp(pixels, codec, metrics["bpp"])
-                entry[codec] = (bpp, psnr)
-            rows[(log2_t, lam)].append(entry)
-            print(f"{image.stem} T=2^{log2_t} lambda={lam:g}: " + ", ".join(
-                f"{m} {entry[m][1]:.2f} dB @ {entry[m][0]:.3f}" for m in ("shacira",) + CODECS),
-                flush=True)
-    return {"images": [i.stem for i in images], "iterations": args.iterations,
-            "wall_seconds": time.perf_counter() - start,
-            "points": [{"log2_table_size": t, "lambda_end": l, "rows": rows[(t, l)]}
-                       for t, l in points]}
+    if args.jobs > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+            per_image = list(pool.map(image_points, images, [points] * len(images),
+                                      [args] * len(images)))
+    else:
+        per_image = [image_points(image, points, args) for image in images]
+    return {"images": [i.stem for i in images], "iterations": args.iterations, "set": args.set,
+            "device": args.device, "wall_seconds": time.perf_counter() - start,
+            "points": [{"log2_table_size": t, "lambda_end": l,
+                        "rows": [entries[k] for entries in per_image]}
+                       for k, (t, l) in enumerate(points)]}
 
 
 def summarise(result: dict) -> str:
@@ -126,7 +145,8 @@ def main(argv: list[str]) -> None:
     (args.out / "image_rd.json").write_text(json.dumps(result, indent=2))
     plot(result, args.out / "image_rd.png")
     print(f"\nKodak images: {', '.join(result['images'])}; {result['iterations']} iterations per "
-          f"point (full-image batch); wall time {result['wall_seconds']:.0f} s")
+          f"point (full-image batch, trainer.device={result['device']}); "
+          f"wall time {result['wall_seconds']:.0f} s; overrides {result['set'] or 'none'}")
     print("PSNR (dB) at matched BPP, mean over images; codecs run at each SHACIRA point's BPP")
     print(summarise(result))
     print(f"plot: {args.out / 'image_rd.png'}")

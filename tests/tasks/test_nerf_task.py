@@ -3,19 +3,24 @@ the file, resume after an interruption, the uncompressed baseline, and user erro
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 import torch
 
 from wisp_shacira.cli.main import main as cli_main
+from wisp_shacira.codec.model_io import read_shac
 from wisp_shacira.config import build_config
+from wisp_shacira.datasets.rtmv import look_at_c2w
 from wisp_shacira.errors import ConfigError, DataError
 from wisp_shacira.tasks import nerf
 from wisp_shacira.tasks.nerf_config import AppConfig
+from wisp_shacira.tasks.nerf_eval import box_poses
 from wisp_shacira.train.checkpoint import load_checkpoint
 from wisp_shacira.train.rd import RDTrainer
 
@@ -157,3 +162,36 @@ def test_app_main_reports_user_errors_without_traceback(scene_dir: Path, tmp_pat
     err = capsys.readouterr().err
     assert run == 2 and "malformed JSON" in err and "transforms_train.json" in err
     assert "Traceback" not in err
+
+
+def _write_rtmv_view(root: Path, idx: int, eye: list[float], size: int = 8) -> None:
+    openexr = pytest.importorskip("OpenEXR")
+    meta = {"camera_data": {"camera_look_at": {"eye": eye, "at": [0.2, 0.1, 0.0],
+                                               "up": [0.0, 0.0, 1.0]},
+                            "intrinsics": {"fx": 8.0, "fy": 8.0}, "width": size, "height": size}}
+    (root / f"{idx:05d}.json").write_text(json.dumps(meta))
+    shade = np.linspace(0.2, 0.8, size * size, dtype=np.float32).reshape(size, size)
+    channels = {"R": shade, "G": shade[::-1].copy(), "B": np.full_like(shade, 0.5),
+                "A": np.ones_like(shade), "depth.R": np.full_like(shade, 3.0)}
+    header = {"compression": openexr.ZIP_COMPRESSION, "type": openexr.scanlineimage}
+    openexr.File(header, channels).write(str(root / f"{idx:05d}.exr"))
+
+
+def test_rtmv_scene_file_maps_raw_poses_into_the_box(tmp_path: Path) -> None:
+    root = tmp_path / "rtmv"
+    root.mkdir()
+    for i in range(6):
+        angle = 2 * np.pi * i / 6
+        _write_rtmv_view(root, i, [4 * np.cos(angle) + 1.0, 4 * np.sin(angle), 1.0 + 0.2 * i])
+    cfg = tiny_config(root, tmp_path / "o", iterations=3, random_bg=False)
+    cfg.dataset.format = "rtmv"
+    report = nerf.run(cfg, tmp_path / "o")
+    assert report["split"] == "test" and report["views"] == 2 and report["decode_matches"]
+    meta = read_shac(tmp_path / "o" / "scene.shac", max_lod=0).config
+    scene, _, _ = nerf.load_scene(cfg.dataset)
+    raw = torch.stack([look_at_c2w(torch.tensor(e, dtype=torch.float64),
+                                   torch.tensor([0.2, 0.1, 0.0], dtype=torch.float64),
+                                   torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
+                       for e in [json.loads((root / f"{n}.json").read_text())["camera_data"]
+                                 ["camera_look_at"]["eye"] for n in scene.names]])
+    assert torch.allclose(box_poses(raw, meta["scene"]), scene.c2w, atol=1e-5)

@@ -8,7 +8,9 @@ Serves a viser page: an LOD slider with the bytes that LOD needs and the render
 time; images get zoom and pan, videos a frame slider, scenes an orbit camera
 rendered by the tracer. On a remote machine, forward the port
 (``ssh -L 8080:localhost:8080 HOST``) and open http://localhost:8080. Ctrl-C stops.
-A truncated or damaged file shows the levels it fully holds.
+A truncated or damaged file shows the levels it fully holds. On a CPU shared with
+other work, ``OMP_NUM_THREADS=1`` keeps scene frames fast (small tensor ops lose
+more to thread synchronisation than they gain).
 """
 from __future__ import annotations
 

@@ -1,12 +1,14 @@
 """Image loading for the image task: 8/16-bit gray, gray+alpha, RGB and RGBA."""
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
+import png
 
 from wisp_shacira.errors import DataError
 
@@ -50,8 +52,8 @@ def load_image(path: str | os.PathLike) -> ImageData:
     if not path.is_file():
         raise DataError(f"{path}: no such image file")
     try:
-        array = iio.imread(path)
-    except Exception as exc:  # imageio raises many types for undecodable files
+        array = _read_png(path) if path.suffix.lower() == ".png" else iio.imread(path)
+    except Exception as exc:  # the readers raise many types for undecodable files
         raise DataError(f"{path}: cannot read image ({exc})") from exc
     if array.ndim == 2:
         array = array[..., None]
@@ -68,6 +70,21 @@ def load_image(path: str | os.PathLike) -> ImageData:
         raise DataError(f"{path}: image of {array.shape[1]}x{array.shape[0]} pixels is too small")
     pixels = array.astype(np.float32) / float(2**depth - 1)
     return ImageData(pixels, depth, path.stem)
+
+
+def _read_png(path: Path) -> np.ndarray:
+    """PNG at its own bit depth (Pillow would reduce 16-bit colour to 8 bits).
+
+    Returns:
+        [H, W, C] uint8 or uint16; depths below 8 are scaled to 8 bits.
+    """
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    depth = info["bitdepth"]
+    array = np.vstack([np.asarray(row, dtype=np.uint32) for row in rows])
+    array = array.reshape(height, width, info["planes"])
+    if depth < 8:
+        return (array * (255 // (2**depth - 1))).astype(np.uint8)
+    return array.astype(np.uint16 if depth > 8 else np.uint8)
 
 
 def list_images(path: str | os.PathLike) -> list[Path]:
@@ -91,5 +108,11 @@ def to_integer_image(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
 
 
 def encode_png(pixels: np.ndarray, bit_depth: int) -> bytes:
-    """PNG bytes of a float image (see :func:`to_integer_image`)."""
-    return iio.imwrite("<bytes>", to_integer_image(pixels, bit_depth), extension=".png")
+    """PNG bytes of a float image [H, W, C] in [0, 1] at 8 or 16 bits per sample."""
+    array = to_integer_image(pixels, bit_depth)
+    height, width, channels = pixels.shape
+    writer = png.Writer(width, height, greyscale=channels <= 2, alpha=channels in (2, 4),
+                        bitdepth=bit_depth)
+    buffer = io.BytesIO()
+    writer.write_array(buffer, array.reshape(-1))
+    return buffer.getvalue()

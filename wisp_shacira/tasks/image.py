@@ -183,7 +183,7 @@ def compress_one(image_path: Path, cfg: AppConfig, out_dir: Path, writer=None) -
     check_not_input(png_path, [image_path])
     device = resolve_device(cfg.trainer.device)
     with timed() as encode_time:
-        field_ = _train(image, cfg, device, writer)
+        field_ = _train(image, cfg, device, writer).cpu()
         nbytes = write_shac(shac_path, field_.to_shac_model(file_config(cfg, image)))
     reference = _quantized(render(field_, image.height, image.width), image.bit_depth)
     with timed() as decode_time:

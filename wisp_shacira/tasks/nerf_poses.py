@@ -63,11 +63,18 @@ def _image_path(root: Path, frame: dict[str, Any]) -> Path | None:
     return path
 
 
-def _full_size(json_meta: dict, frame: dict, default: tuple[int, int]) -> tuple[int, int]:
+def _full_size(json_meta: dict, frame: dict, default: tuple[int, int],
+               json_path: Path) -> tuple[int, int]:
     h, w = frame.get("h", json_meta.get("h")), frame.get("w", json_meta.get("w"))
     if h is None or w is None:
         return default
-    return int(h), int(w)
+    try:
+        size = int(h), int(w)
+    except (TypeError, ValueError):
+        raise DataError(f"{json_path}: 'w'/'h' must be integers, got {w!r}, {h!r}") from None
+    if min(size) < 1:
+        raise DataError(f"{json_path}: 'w'/'h' must be positive, got {w!r}, {h!r}")
+    return size
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -99,7 +106,7 @@ def read_poses(json_path: Path, meta: dict) -> PoseSet:
             paths.append(path)
             out_hw = tuple(rgb.shape[:2])
         else:
-            full_hw = _full_size(doc, frame, (height * factor, width * factor))
+            full_hw = _full_size(doc, frame, (height * factor, width * factor), json_path)
             out_hw = (max(full_hw[0] // factor, 1), max(full_hw[1] // factor, 1))
             images.append(None)
             paths.append(None)

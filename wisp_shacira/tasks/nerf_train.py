@@ -125,7 +125,11 @@ def validate(field_: RadianceField, tracer: Tracer, occupancy: OccupancyGrid, sc
     return float(np.mean(values))
 
 
-def _weight_bytes(field_: RadianceField) -> int:
+def _fixed_bytes(field_: RadianceField) -> int:
+    """Size estimate besides the latents: float16 heads + headers, or, for the
+    uncompressed baseline, every float32 parameter."""
+    if not field_.grid.config.compressed:
+        return sum(4 * p.numel() for p in field_.parameters())
     return sum(2 * p.numel() for p in field_.heads.parameters()) + 800
 
 
@@ -139,7 +143,7 @@ class _Loop:
         self.tracer = Tracer(cfg.tracer)
         self.occupancy = OccupancyGrid(cfg.trainer.occupancy_resolution,
                                        warmup_steps=cfg.trainer.occupancy_warmup).to(device)
-        self.trainer = RDTrainer(self.field, cfg.trainer, fixed_bytes=_weight_bytes(self.field))
+        self.trainer = RDTrainer(self.field, cfg.trainer, fixed_bytes=_fixed_bytes(self.field))
         self.path = out_dir / CHECKPOINT_NAME
         self.result = TrainResult(self.field)
         self.writer = tensorboard_writer(cfg.trainer.tensorboard, out_dir / "tensorboard")
@@ -198,6 +202,9 @@ def train_field(cfg: AppConfig, train_scene: NerfScene, val_scene: NerfScene | N
         loop.resume()
     elif loop.path.exists():
         log.warning("%s exists and will be replaced (pass --resume to continue it)", loop.path)
+    if cfg.trainer.checkpoint_every:
+        log.info("checkpoint every %d steps in %s; continue an interrupted run with "
+                 "--output %s --resume", cfg.trainer.checkpoint_every, loop.path, out_dir)
     distortion = make_distortion(loop.field, loop.tracer, loop.occupancy, train_scene, cfg)
     tcfg = cfg.trainer
     loop.field.train()

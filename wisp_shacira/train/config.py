@@ -33,7 +33,7 @@ class TrainerConfig:
     iterations: int = 2000
     lr_latents: float = 0.02
     lr_decoder: float = 0.01
-    lr_mlp: float = 1e-3
+    lr_mlp: float = 1e-2
     lr_prior: float = 1e-3
     lr_final: float = 0.1
     lambda_start: float = 1e-3

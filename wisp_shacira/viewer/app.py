@@ -7,13 +7,14 @@ for that LOD and the last render time. Images and videos are shown through a
 zoomable window (zoom and pan sliders; the field is re-evaluated at the zoomed
 coordinates), videos also get a frame slider. Scenes are rendered by the project's
 tracer from the browser's orbit camera: at a quarter of the resolution while the
-camera moves, refined once it rests. Renders are shown as the viewport background.
+camera moves, refined once it rests (a refined frame in progress is abandoned as soon
+as the view changes). Renders are shown as the viewport background.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch

@@ -51,6 +51,10 @@ class CompressedField(nn.Module):
                 stored[f"grid.decoder.{k}"] = (p, np.dtype(np.float32))
         return stored
 
+    def stored_weight_bytes(self) -> int:
+        """Bytes the file spends on network weights (heads float16, decoder float32)."""
+        return sum(p.numel() * dtype.itemsize for p, dtype in self._stored().values())
+
     @torch.no_grad()
     def round_weights(self) -> None:
         """Round stored weights to their file precision, in place, and harden the latents."""

@@ -96,7 +96,7 @@ def _train(image: ImageData, cfg: AppConfig, device: torch.device, writer) -> Im
     field_ = ImageField(cfg.grid, cfg.nef, image.channels).to(device)
     target = torch.from_numpy(image.pixels).to(device).reshape(-1, image.channels)
     coords = pixel_coords(image.height, image.width, device)
-    trainer = RDTrainer(field_, cfg.trainer, fixed_bytes=_weight_bytes(field_))
+    trainer = RDTrainer(field_, cfg.trainer)
     if cfg.trainer.batch_size == 0:
         plan = build_plan(coords, field_.grid.layout)
 
@@ -106,21 +106,8 @@ def _train(image: ImageData, cfg: AppConfig, device: torch.device, writer) -> Im
         def distortion() -> torch.Tensor:
             idx = torch.randint(len(coords), (cfg.trainer.batch_size,), device=device)
             return torch.mean((field_(coords[idx]) - target[idx]) ** 2)
-
-    def log(step: int, stats) -> None:
-        if writer is not None:
-            writer.add_scalar(f"{image.name}/psnr", stats.psnr, step)
-            writer.add_scalar(f"{image.name}/bits", stats.bits, step)
-
-    field_.train()
-    trainer.run(distortion, desc=f"image {image.name}", on_log=log)
-    field_.eval()
-    field_.round_weights()
+    trainer.fit(distortion, desc=f"image {image.name}", writer=writer, tag=image.name)
     return field_
-
-
-def _weight_bytes(field_: ImageField) -> int:
-    return sum(2 * p.numel() for p in field_.heads.parameters()) + 300
 
 
 def file_config(cfg: AppConfig, image: ImageData) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +33,6 @@ from wisp_shacira.tasks.nerf_train import train_field
 from wisp_shacira.train.rd import resolve_device
 
 __all__ = ["AppConfig", "run", "summary", "decode", "load_scene", "file_config"]
-
-log = logging.getLogger(__name__)
 
 DEMO_SCENE = Path(__file__).resolve().parents[2] / "data" / "demo_scene"
 TURNTABLE_FRAMES = 60
@@ -139,14 +136,37 @@ def _grid_float_bytes(field_: RadianceField) -> int:
     return 4 * field_.grid.layout.total_rows * field_.grid.config.feature_dim
 
 
+def _measure(field_: RadianceField, config: dict, path: Path, held: NerfScene,
+             device: torch.device, out_dir: Path) -> dict:
+    """Render the held-out views in memory and from the saved file (a fresh model built
+    from the file alone); write the file's renders; return the metrics."""
+    reference = render_views(scene_model_from(field_, config, str(path)), held.c2w,
+                             held.intrinsics, held.H, held.W)
+    with timed() as decode_time:
+        decoded = render_views(load_any_model(path, device=device), held.c2w, held.intrinsics,
+                               held.H, held.W)
+    for name, view in zip(held.names, decoded):
+        write_atomic(out_dir / "renders" / f"{name}.png",
+                     encode_png(view.astype(np.float32) / 255.0, 8))
+    images = held.images.cpu().numpy()
+    psnrs, ssims = view_metrics(decoded, images)
+    ref_psnrs, _ = view_metrics(reference, images)
+    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
+            "psnr_in_memory": float(np.mean(ref_psnrs)),
+            "decode_matches": bool(np.array_equal(reference, decoded)),
+            "per_view": [{"name": n, "psnr": p, "ssim": s}
+                         for n, p, s in zip(held.names, psnrs, ssims)],
+            "decode_seconds": decode_time[0]}
+
+
 def run(cfg: AppConfig, out_dir: Path) -> dict:
     """Train, export, decode from the file and measure held-out views; writes ``metrics.json``."""
     scene, norm, root = load_scene(cfg.dataset)
     split = held_out_split(scene, root)
-    inputs = _input_files(root, cfg.dataset.format)
     held = scene.split(split)
     outputs = [out_dir / n for n in ("scene.shac", "model.pt", "checkpoint.pt", "metrics.json")]
     outputs += [out_dir / "renders" / f"{name}.png" for name in held.names]
+    inputs = _input_files(root, cfg.dataset.format)
     for path in outputs:
         check_not_input(path, inputs)
     device = resolve_device(cfg.trainer.device)
@@ -155,27 +175,13 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
     field_ = result.field.eval()
     config = file_config(cfg, scene, norm, root.resolve().name)
     path, nbytes = _export(field_, config, out_dir)
-    reference = render_views(scene_model_from(field_, config, str(path)), held.c2w, held.intrinsics,
-                             held.H, held.W)
-    images = held.images.cpu().numpy()
-    with timed() as decode_time:
-        decoded_model = load_any_model(path, device=device)
-        decoded = render_views(decoded_model, held.c2w, held.intrinsics, held.H, held.W)
-    for name, view in zip(held.names, decoded):
-        write_atomic(out_dir / "renders" / f"{name}.png", encode_png(view.astype(np.float32) / 255.0, 8))
-    psnrs, ssims = view_metrics(decoded, images)
-    ref_psnrs, _ = view_metrics(reference, images)
     report = {"task": "nerf", "scene": str(root), "split": split, "views": len(held.names),
               "height": held.H, "width": held.W, "file": str(path), "bytes": nbytes,
               "compressed": cfg.grid.compressed, "grid_float_bytes": _grid_float_bytes(field_),
-              "psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
-              "psnr_in_memory": float(np.mean(ref_psnrs)),
-              "decode_matches": bool(np.array_equal(reference, decoded)),
-              "per_view": [{"name": n, "psnr": p, "ssim": s}
-                           for n, p, s in zip(held.names, psnrs, ssims)],
+              **_measure(field_, config, path, held, device, out_dir),
               "train_seconds": result.seconds, "iterations": cfg.trainer.iterations,
               "resumed_from": result.resumed_from, "validation": result.history,
-              "decode_seconds": decode_time[0], "config": dataclasses.asdict(cfg)}
+              "config": dataclasses.asdict(cfg)}
     write_json(out_dir / "metrics.json", report)
     return report
 

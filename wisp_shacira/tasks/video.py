@@ -31,7 +31,7 @@ from wisp_shacira.metrics import video_psnr, video_ssim
 from wisp_shacira.tasks.common import (check_not_input, seed_everything, tensorboard_writer,
                                        timed, write_json)
 from wisp_shacira.train.config import TrainerConfig
-from wisp_shacira.train.rd import RDTrainer, StepStats, resolve_device
+from wisp_shacira.train.rd import RDTrainer, resolve_device
 
 DEMO_VIDEO = Path(__file__).resolve().parents[2] / "data" / "demo_video"
 MAX_FULL_BATCH_ENTRIES = 1 << 23
@@ -146,10 +146,6 @@ def _random_batch_loss(field_: VideoField, frames: np.ndarray, batch_size: int, 
     return distortion
 
 
-def _weight_bytes(field_: VideoField) -> int:
-    return sum(2 * p.numel() for p in field_.heads.parameters()) + 300
-
-
 def _train(frames: np.ndarray, name: str, cfg: AppConfig, device: torch.device,
            writer: Any) -> VideoField:
     """Fit a field to ``frames: [T, H, W, 3] uint8``; returns it hardened and rounded.
@@ -163,17 +159,7 @@ def _train(frames: np.ndarray, name: str, cfg: AppConfig, device: torch.device,
     else:
         distortion = _random_batch_loss(field_, frames, cfg.trainer.batch_size,
                                         cfg.trainer.seed, device)
-    trainer = RDTrainer(field_, cfg.trainer, fixed_bytes=_weight_bytes(field_))
-
-    def log(step: int, stats: StepStats) -> None:
-        if writer is not None:
-            writer.add_scalar(f"{name}/psnr_batch", stats.psnr, step)
-            writer.add_scalar(f"{name}/bits", stats.bits, step)
-
-    field_.train()
-    trainer.run(distortion, desc=f"video {name}", on_log=log)
-    field_.eval()
-    field_.round_weights()
+    RDTrainer(field_, cfg.trainer).fit(distortion, desc=f"video {name}", writer=writer, tag=name)
     return field_
 
 

@@ -64,13 +64,15 @@ class RDTrainer:
         field: the model.
         cfg: trainer configuration.
         fixed_bytes: bytes of the file that do not depend on the latents (weights,
-            headers), added to the size estimate shown while training.
+            headers), added to the size estimate shown while training; None = the
+            field's stored weights plus ~300 bytes of headers and tables.
     """
 
-    def __init__(self, field: CompressedField, cfg: TrainerConfig, fixed_bytes: int = 0) -> None:
+    def __init__(self, field: CompressedField, cfg: TrainerConfig,
+                 fixed_bytes: int | None = None) -> None:
         self.field = field
         self.cfg = cfg
-        self.fixed_bytes = fixed_bytes
+        self.fixed_bytes = field.stored_weight_bytes() + 300 if fixed_bytes is None else fixed_bytes
         self.optimizer = torch.optim.Adam(param_groups(field, cfg), eps=1e-15)
         self.step_idx = 0
 
@@ -92,6 +94,21 @@ class RDTrainer:
 
     def estimated_bytes(self, stats: StepStats) -> int:
         return int(stats.bits / 8) + self.fixed_bytes
+
+    def fit(self, distortion: Callable[[], torch.Tensor], desc: str, writer=None,
+            tag: str = "") -> StepStats:
+        """Train to the end (TensorBoard scalars under ``tag`` when ``writer`` is given), then
+        harden the latents and round the weights to file precision, ready for export."""
+        def log(step: int, stats: StepStats) -> None:
+            if writer is not None:
+                writer.add_scalar(f"{tag}/psnr_batch", stats.psnr, step)
+                writer.add_scalar(f"{tag}/bits", stats.bits, step)
+
+        self.field.train()
+        stats = self.run(distortion, desc, on_log=log)
+        self.field.eval()
+        self.field.round_weights()
+        return stats
 
     def run(self, distortion: Callable[[], torch.Tensor], desc: str,
             on_log: Callable[[int, StepStats], None] | None = None) -> StepStats:

@@ -190,13 +190,14 @@ def summary(report: dict) -> str:
     """Readable summary of a :func:`run` report, for ``app/main.py``."""
     kind = ".shac" if report["compressed"] else "uncompressed float"
     delta = report["psnr"] - report["psnr_in_memory"]
+    resumed = "" if report["resumed_from"] is None else f" (resumed at step {report['resumed_from']})"
     rows = [("scene", f"{report['scene']} ({report['views']} held-out '{report['split']}' views "
                       f"of {report['width']}x{report['height']})"),
             ("held-out PSNR (from file)", f"{report['psnr']:.2f} dB"),
             ("held-out SSIM (from file)", f"{report['ssim']:.4f}"),
             ("PSNR in memory", f"{report['psnr_in_memory']:.2f} dB (file - memory: {delta:+.3f} dB)"),
             ("file", f"{report['file']}: {report['bytes']} bytes ({report['bytes'] / 1024:.1f} KiB, {kind})"),
-            ("train", f"{report['iterations']} steps, {report['train_seconds']:.1f} s"),
+            ("train", f"{report['iterations']} steps{resumed}, {report['train_seconds']:.1f} s"),
             ("decode + render", f"{report['decode_seconds']:.1f} s"),
             ("decode == exported", str(report["decode_matches"]))]
     width = max(len(label) for label, _ in rows)

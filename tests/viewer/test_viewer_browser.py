@@ -96,7 +96,8 @@ def test_lod_slider_changes_the_served_render(tmp_path) -> None:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "wisp_shacira.cli.main", "view", str(shac),
                              "--port", str(port), "--seconds", str(SERVER_LIFETIME_S)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         _wait_http(f"http://127.0.0.1:{port}/", proc)
         with sync_api.sync_playwright() as pw:

@@ -42,6 +42,8 @@ class NerfDatasetConfig:
         require(all(0.0 <= c <= 1.0 for c in self.bg_color),
                 f"dataset.bg_color must lie in [0, 1], got {list(self.bg_color)}")
         require(self.holdout_every >= 0, "dataset.holdout_every must be >= 0")
+        require(self.format == "blender" or self.path is not None,
+                "dataset.path is required for format rtmv (the bundled demo scene is Blender)")
 
 
 @dataclass

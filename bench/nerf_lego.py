@@ -9,8 +9,8 @@ so every 8th view (r_0, r_8, ...) is held out and never trained on.
 
 Usage::
 
-    python bench/nerf_lego.py [--data ../shared/data/lego] [--iterations 3000] [--out runs/bench_nerf_lego]
-        [--set trainer.rays_per_batch=4096 ...]
+    python bench/nerf_lego.py [--data ../shared/data/lego] [--iterations 3000]
+        [--out runs/bench_nerf_lego] [--set trainer.rays_per_batch=4096 ...]
 
 Prints a table (method, held-out PSNR/SSIM, file bytes, size ratio, train wall time),
 writes ``results.json`` and ``strip.png`` (ground truth | baseline | SHACIRA for a few

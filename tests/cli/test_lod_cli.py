@@ -1,7 +1,6 @@
 """``wisp-shacira lod``, ``decode --partial`` and ``view``'s start-up errors, in process."""
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import socket
@@ -10,41 +9,28 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-import torch
 
 from wisp_shacira.cli.main import main
-from wisp_shacira.codec.model_io import write_shac
-from wisp_shacira.fields.image import ImageField, ImageNefConfig
-from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.lod import open_stream
 
 HAS_VISER = importlib.util.find_spec("viser") is not None
 
 
-def _image_shac(path: Path) -> Path:
+@pytest.fixture
+def image_shac(random_image_shac):
     """A 12x16 RGB image model with 4 levels of seeded random integer latents."""
-    torch.manual_seed(0)
-    grid = GridConfig(num_levels=4, min_res=4, max_res=32, log2_table_size=8)
-    field = ImageField(grid, ImageNefConfig(hidden_dim=8), channels=3)
-    with torch.no_grad():
-        field.grid.latents.copy_(torch.randint(-3, 4, field.grid.latents.shape).float())
-    field.round_weights()
-    config = {"task": "image", "grid": dataclasses.asdict(grid),
-              "nef": dataclasses.asdict(ImageNefConfig(hidden_dim=8)),
-              "image": {"name": "tiny", "height": 12, "width": 16, "channels": 3, "bit_depth": 8}}
-    write_shac(path, field.to_shac_model(config))
-    return path
+    return lambda path: random_image_shac(path, 12, 16)
 
 
-def _truncated(tmp_path: Path, levels: int) -> Path:
-    full = _image_shac(tmp_path / "full.shac")
+def _truncated(image_shac, tmp_path: Path, levels: int) -> Path:
+    full = image_shac(tmp_path / "full.shac")
     cut = tmp_path / "cut.shac"
     cut.write_bytes(full.read_bytes()[:open_stream(full).lod_bytes[levels - 1] + 2])
     return cut
 
 
-def test_lod_prints_a_row_per_lod_and_writes_plot_strip_json(tmp_path, capsys) -> None:
-    shac = _image_shac(tmp_path / "img.shac")
+def test_lod_prints_a_row_per_lod_and_writes_plot_strip_json(image_shac, tmp_path, capsys) -> None:
+    shac = image_shac(tmp_path / "img.shac")
     reference = tmp_path / "ref.png"
     iio.imwrite(reference, np.full((12, 16, 3), 100, np.uint8))
     assert main(["lod", str(shac), "--reference", str(reference)]) == 0
@@ -59,16 +45,16 @@ def test_lod_prints_a_row_per_lod_and_writes_plot_strip_json(tmp_path, capsys) -
     assert iio.imread(out_dir / "lod_strip.png").ndim == 3
 
 
-def test_lod_of_a_truncated_stream_measures_the_levels_it_holds(tmp_path, capsys) -> None:
-    cut = _truncated(tmp_path, 2)
+def test_lod_of_a_truncated_stream_measures_the_levels_it_holds(image_shac, tmp_path, capsys) -> None:
+    cut = _truncated(image_shac, tmp_path, 2)
     assert main(["lod", str(cut), "-o", str(tmp_path / "out")]) == 0
     captured = capsys.readouterr()
     assert "warning:" in captured.err and "decoded levels 1..2 of 4" in captured.err
     assert len(json.loads((tmp_path / "out" / "lod.json").read_text())["lods"]) == 2
 
 
-def test_decode_partial_accepts_a_truncated_stream(tmp_path, capsys) -> None:
-    cut = _truncated(tmp_path, 3)
+def test_decode_partial_accepts_a_truncated_stream(image_shac, tmp_path, capsys) -> None:
+    cut = _truncated(image_shac, tmp_path, 3)
     assert main(["decode", str(cut), "-o", str(tmp_path / "d.png")]) == 2
     assert "truncated" in capsys.readouterr().err
     assert main(["decode", str(cut), "-o", str(tmp_path / "d.png"), "--partial"]) == 0
@@ -85,8 +71,8 @@ def test_decode_partial_accepts_a_truncated_stream(tmp_path, capsys) -> None:
     (["view", "{png}", "--port", "{port}"], "not a .shac file"),
     (["view", "{shac}", "--port", "70000"], "--port must be in 1..65535"),
 ])
-def test_bad_input_gives_one_clear_line(tmp_path, capsys, args: list[str], message: str) -> None:
-    shac = _image_shac(tmp_path / "img.shac")
+def test_bad_input_gives_one_clear_line(image_shac, tmp_path, capsys, args: list[str], message: str) -> None:
+    shac = image_shac(tmp_path / "img.shac")
     png = tmp_path / "img.png"
     iio.imwrite(png, np.zeros((4, 4, 3), np.uint8))
     with socket.socket() as sock:
@@ -100,8 +86,8 @@ def test_bad_input_gives_one_clear_line(tmp_path, capsys, args: list[str], messa
     assert err.startswith("error: ") and message in err and "Traceback" not in err
 
 
-def test_view_refuses_a_port_in_use(tmp_path, capsys) -> None:
-    shac = _image_shac(tmp_path / "img.shac")
+def test_view_refuses_a_port_in_use(image_shac, tmp_path, capsys) -> None:
+    shac = image_shac(tmp_path / "img.shac")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -113,8 +99,8 @@ def test_view_refuses_a_port_in_use(tmp_path, capsys) -> None:
 
 
 @pytest.mark.skipif(not HAS_VISER, reason="the viewer needs viser (pip install viser)")
-def test_view_starts_and_stops(tmp_path, capsys) -> None:
-    cut = _truncated(tmp_path, 2)
+def test_view_starts_and_stops(image_shac, tmp_path, capsys) -> None:
+    cut = _truncated(image_shac, tmp_path, 2)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

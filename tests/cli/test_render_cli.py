@@ -36,7 +36,8 @@ def scene_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exported(scene_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RadianceField, dict]:
+def exported(scene_dir: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RadianceField, dict]:
     """An untrained (random) field exported to a scene file, and the field itself."""
     cfg = build_config(AppConfig, {
         "grid": {"num_levels": 3, "min_res": 4, "max_res": 16, "log2_table_size": 9,

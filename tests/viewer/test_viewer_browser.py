@@ -9,7 +9,6 @@ Every wait is bounded; the viewer also stops by itself after ``--seconds``.
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import re
@@ -23,12 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from wisp_shacira.codec.model_io import write_shac
-from wisp_shacira.fields.image import ImageField, ImageNefConfig
-from wisp_shacira.grid.shacira_grid import GridConfig
 
 pytest.importorskip("viser", reason="the viewer needs viser (pip install viser)")
 sync_api = pytest.importorskip("playwright.sync_api",
@@ -41,21 +36,6 @@ WAIT_MS = 60_000
 SERVER_LIFETIME_S = 240
 # Part of the viewport away from the control panel (top right) and notifications (top left).
 REGION = (slice(220, 560), slice(40, 440))
-
-
-def _tiny_image_shac(path: Path) -> Path:
-    """A 48x64 RGB image model with seeded random integer latents: every LOD differs."""
-    torch.manual_seed(0)
-    grid = GridConfig(num_levels=4, min_res=4, max_res=32, log2_table_size=8)
-    field = ImageField(grid, ImageNefConfig(hidden_dim=8), channels=3)
-    with torch.no_grad():
-        field.grid.latents.copy_(torch.randint(-4, 5, field.grid.latents.shape).float())
-        field.grid.decoder.weight.fill_(0.5)
-    field.round_weights()
-    config = {"task": "image", "grid": dataclasses.asdict(grid), "nef": {"hidden_dim": 8, "num_layers": 1},
-              "image": {"name": "tiny", "height": 48, "width": 64, "channels": 3, "bit_depth": 8}}
-    write_shac(path, field.to_shac_model(config))
-    return path
 
 
 def _free_port() -> int:
@@ -91,8 +71,8 @@ def _wait_refined(page, lod: int) -> str:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
-def test_lod_slider_changes_the_served_render(tmp_path) -> None:
-    shac = _tiny_image_shac(tmp_path / "tiny.shac")
+def test_lod_slider_changes_the_served_render(random_image_shac, tmp_path) -> None:
+    shac = random_image_shac(tmp_path / "tiny.shac", 48, 64, spread=4, decoder_weight=0.5)
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "wisp_shacira.cli.main", "view", str(shac),
                              "--port", str(port), "--seconds", str(SERVER_LIFETIME_S)],

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from wisp_shacira.codec.model_io import write_shac
-from wisp_shacira.fields.image import ImageField, ImageNefConfig
 from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.tasks.image import pixel_coords
 from wisp_shacira.viewer.camera import (c2w_from_viser, fov_from_focal, pinhole,
@@ -74,21 +73,12 @@ def test_progressive_renderer_previews_then_refines_the_latest_request() -> None
     assert all(scale == 0.25 for _, scale in shown[:-1])
 
 
-def test_viewer_model_renders_the_requested_lod(tmp_path) -> None:
+def test_viewer_model_renders_the_requested_lod(random_image_shac, tmp_path) -> None:
     pytest.importorskip("viser", reason="the viewer needs viser (pip install viser)")
     from wisp_shacira.lod import open_source, open_stream
     from wisp_shacira.viewer.app import ViewerModel, ViewRequest
 
-    torch.manual_seed(0)
-    grid = GridConfig(num_levels=3, min_res=4, max_res=16, log2_table_size=8)
-    field = ImageField(grid, ImageNefConfig(hidden_dim=8), channels=1)
-    with torch.no_grad():
-        field.grid.latents.copy_(torch.randint(-3, 4, field.grid.latents.shape).float())
-    field.round_weights()
-    config = {"task": "image", "grid": dataclasses.asdict(grid),
-              "nef": dataclasses.asdict(ImageNefConfig(hidden_dim=8)),
-              "image": {"name": "g", "height": 8, "width": 8, "channels": 1, "bit_depth": 8}}
-    write_shac(tmp_path / "g.shac", field.to_shac_model(config))
+    random_image_shac(tmp_path / "g.shac", 8, 8, channels=1, num_levels=3, max_res=16)
     stream = open_stream(tmp_path / "g.shac")
     model = ViewerModel(stream, open_source(stream))
     assert model.default_resolution() == 256

@@ -8,14 +8,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Callable
-
-# Idle OpenMP threads must sleep, not spin (set before torch and numba load OpenMP):
-# torch's and numba's pools otherwise starve each other on small CPUs.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from wisp_shacira.cli.report import format_table
 from wisp_shacira.codec.model_io import read_shac, section_summary

@@ -196,7 +196,8 @@ def summary(report: dict) -> str:
             ("held-out PSNR (from file)", f"{report['psnr']:.2f} dB"),
             ("held-out SSIM (from file)", f"{report['ssim']:.4f}"),
             ("PSNR in memory", f"{report['psnr_in_memory']:.2f} dB (file - memory: {delta:+.3f} dB)"),
-            ("file", f"{report['file']}: {report['bytes']} bytes ({report['bytes'] / 1024:.1f} KiB, {kind})"),
+            ("file", f"{report['file']}: {report['bytes']} bytes "
+                     f"({report['bytes'] / 1024:.1f} KiB, {kind})"),
             ("train", f"{report['iterations']} steps{resumed}, {report['train_seconds']:.1f} s"),
             ("decode + render", f"{report['decode_seconds']:.1f} s"),
             ("decode == exported", str(report["decode_matches"]))]

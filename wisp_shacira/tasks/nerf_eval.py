@@ -59,7 +59,8 @@ def rebuild_occupancy(field: RadianceField, resolution: int, subsamples: int,
     grid = OccupancyGrid(resolution, threshold=threshold, warmup_steps=0).to(device)
     offsets = (torch.arange(subsamples, device=device, dtype=torch.float32) + 0.5) / subsamples
     lattice = torch.stack(torch.meshgrid(offsets, offsets, offsets, indexing="ij"), -1).reshape(-1, 3)
-    corners = grid.cell_points(torch.arange(grid.num_cells, device=device), jitter=False) - 1.0 / resolution
+    cells = torch.arange(grid.num_cells, device=device)
+    corners = grid.cell_points(cells, jitter=False) - 1.0 / resolution
     best = torch.zeros(grid.num_cells, device=device)
     step = max(1, OCCUPANCY_CHUNK // len(lattice))
     with field.shared_table():

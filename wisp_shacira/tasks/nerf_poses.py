@@ -44,11 +44,11 @@ class PoseSet:
     image_paths: list[Path | None] = field(default_factory=list)
 
 
-def _scene_meta(meta: dict) -> tuple[int, int, int, tuple[float, float, float]]:
+def _scene_meta(meta: dict) -> tuple[int, int, int, tuple[float, ...]]:
     try:
         scene = meta["scene"]
         bg = tuple(float(c) for c in meta["tracer"]["bg_color"])
-        return int(scene["mip"]), int(scene["height"]), int(scene["width"]), bg  # type: ignore[return-value]
+        return int(scene["mip"]), int(scene["height"]), int(scene["width"]), bg
     except (KeyError, TypeError, ValueError) as exc:
         raise BitstreamError(f"malformed scene section in the file ({exc})") from exc
 

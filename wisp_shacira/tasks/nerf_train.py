@@ -130,7 +130,7 @@ def _fixed_bytes(field_: RadianceField) -> int:
     uncompressed baseline, every float32 parameter."""
     if not field_.grid.config.compressed:
         return sum(4 * p.numel() for p in field_.parameters())
-    return sum(2 * p.numel() for p in field_.heads.parameters()) + 800
+    return field_.stored_weight_bytes() + 800
 
 
 class _Loop:

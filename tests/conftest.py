@@ -2,17 +2,20 @@
 small CI machines; no progress bars in captured output) and shared fixtures."""
 from __future__ import annotations
 
-import dataclasses
 import os
-from pathlib import Path
-from typing import Callable
 
-import pytest
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle OpenMP threads must not spin
 
-from wisp_shacira.codec.model_io import write_shac
-from wisp_shacira.fields.image import ImageField, ImageNefConfig
-from wisp_shacira.grid.shacira_grid import GridConfig
+import dataclasses  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from wisp_shacira.codec.model_io import write_shac  # noqa: E402
+from wisp_shacira.fields.image import ImageField, ImageNefConfig  # noqa: E402
+from wisp_shacira.grid.shacira_grid import GridConfig  # noqa: E402
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 torch.set_num_threads(1)

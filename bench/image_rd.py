@@ -5,7 +5,7 @@ is measured on the image decoded from that file. Each codec is then run on the s
 image at the same BPP (closest setting not above it), and PSNR is averaged over the
 images. Prints a table, saves a plot and a JSON file under ``bench/results/``.
 
-    python bench/image_rd.py --images 4 --iterations 1500
+    python bench/image_rd.py --images 4 --jobs 2     # configs/shacira_kodak.yaml: 4,000 steps
     python bench/image_rd.py --names kodim23 --points 10:2e-4,12:5e-5 --iterations 500
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -30,7 +31,7 @@ from wisp_shacira.config import build_config, load_yaml, merge, parse_overrides 
 from wisp_shacira.tasks.image import AppConfig, compress_one  # noqa: E402
 
 CODECS = ("jpeg", "webp", "jpeg2000")
-DEFAULT_POINTS = "11:1e-4,12:4e-5,13:1.5e-5"
+DEFAULT_POINTS = "11:1e-4,12:3e-5,13:5e-6"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -38,7 +39,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--kodak", type=Path, default=ROOT.parent / "shared" / "data" / "kodak")
     parser.add_argument("--images", type=int, default=4, help="first N images of the folder")
     parser.add_argument("--names", default=None, help="comma-separated image stems instead")
-    parser.add_argument("--iterations", type=int, default=1500)
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="steps per point (default: the config's trainer.iterations)")
     parser.add_argument("--points", default=DEFAULT_POINTS,
                         help="rate points as log2_table_size:lambda_end, comma-separated")
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "shacira_kodak.yaml")
@@ -63,47 +65,55 @@ def select_images(args: argparse.Namespace) -> list[Path]:
 
 
 def shacira_point(image: Path, log2_t: int, lam: float, args, out: Path) -> dict:
+    return compress_one(image, point_config(log2_t, lam, args), out)
+
+
+def point_config(log2_t: int, lam: float, args) -> AppConfig:
+    """The benchmark config (``--config`` plus ``--set``) at one rate point."""
     extra = parse_overrides([f"--{item}" for item in args.set])
-    data = merge(merge(load_yaml(args.config), extra), {
-        "grid": {"log2_table_size": log2_t},
-        "trainer": {"iterations": args.iterations, "lambda_end": lam, "lambda_start": 10 * lam,
-                    "device": args.device}})
-    return compress_one(image, build_config(AppConfig, data), out)
+    trainer = {"lambda_end": lam, "lambda_start": 10 * lam, "device": args.device}
+    if args.iterations is not None:
+        trainer["iterations"] = args.iterations
+    data = merge(merge(load_yaml(args.config), extra),
+                 {"grid": {"log2_table_size": log2_t}, "trainer": trainer})
+    return build_config(AppConfig, data)
 
 
-def image_points(image: Path, points: list[tuple[int, float]], args) -> list[dict]:
-    """All rate points of one image, each with the codecs at the same BPP."""
+def one_point(image: Path, log2_t: int, lam: float, args) -> dict:
+    """One rate point of one image, with the codecs at the same BPP."""
+    metrics = shacira_point(image, log2_t, lam, args, args.out / f"T{log2_t}_l{lam:g}")
     pixels = iio.imread(image)
-    entries = []
-    for log2_t, lam in points:
-        metrics = shacira_point(image, log2_t, lam, args, args.out / f"T{log2_t}_l{lam:g}")
-        entry = {"name": image.stem, "shacira": (metrics["bpp"], metrics["psnr"]),
-                 "encode_seconds": metrics["encode_seconds"]}
-        for codec in CODECS:
-            bpp, psnr, _ = pillow_codec_at_bpp(pixels, codec, metrics["bpp"])
-            entry[codec] = (bpp, psnr)
-        entries.append(entry)
-        print(f"{image.stem} T=2^{log2_t} lambda={lam:g}: " + ", ".join(
-            f"{m} {entry[m][1]:.2f} dB @ {entry[m][0]:.3f}" for m in ("shacira",) + CODECS),
-            flush=True)
-    return entries
+    entry = {"name": image.stem, "shacira": (metrics["bpp"], metrics["psnr"]),
+             "encode_seconds": metrics["encode_seconds"]}
+    for codec in CODECS:
+        bpp, psnr, _ = pillow_codec_at_bpp(pixels, codec, metrics["bpp"])
+        entry[codec] = (bpp, psnr)
+    print(f"{image.stem} T=2^{log2_t} lambda={lam:g}: " + ", ".join(
+        f"{m} {entry[m][1]:.2f} dB @ {entry[m][0]:.3f}" for m in ("shacira",) + CODECS), flush=True)
+    return entry
 
 
 def run(args: argparse.Namespace) -> dict:
     images = select_images(args)
     points = [(int(t), float(l)) for t, l in (p.split(":") for p in args.points.split(","))]
+    jobs = [(image, t, l) for t, l in points for image in images]
     start = time.perf_counter()
     if args.jobs > 1:
+        # each spawned worker imports torch afresh: share the cores instead of oversubscribing
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-            per_image = list(pool.map(image_points, images, [points] * len(images),
-                                      [args] * len(images)))
+            entries = list(pool.map(one_point, *zip(*jobs), [args] * len(jobs)))
     else:
-        per_image = [image_points(image, points, args) for image in images]
-    return {"images": [i.stem for i in images], "iterations": args.iterations, "set": args.set,
-            "device": args.device, "wall_seconds": time.perf_counter() - start,
+        entries = [one_point(image, t, l, args) for image, t, l in jobs]
+    config = point_config(*points[0], args)
+    return {"images": [i.stem for i in images], "iterations": config.trainer.iterations,
+            "set": args.set,
+            "batch_size": config.trainer.batch_size, "device": args.device,
+            "wall_seconds": time.perf_counter() - start,
             "points": [{"log2_table_size": t, "lambda_end": l,
-                        "rows": [entries[k] for entries in per_image]}
+                        "rows": entries[k * len(images):(k + 1) * len(images)]}
                        for k, (t, l) in enumerate(points)]}
 
 
@@ -144,8 +154,10 @@ def main(argv: list[str]) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "image_rd.json").write_text(json.dumps(result, indent=2))
     plot(result, args.out / "image_rd.png")
+    batch = (f"mini-batches of {result['batch_size']} pixels" if result["batch_size"]
+             else "full-image batch")
     print(f"\nKodak images: {', '.join(result['images'])}; {result['iterations']} iterations per "
-          f"point (full-image batch, trainer.device={result['device']}); "
+          f"point ({batch}, trainer.device={result['device']}); "
           f"wall time {result['wall_seconds']:.0f} s; overrides {result['set'] or 'none'}")
     print("PSNR (dB) at matched BPP, mean over images; codecs run at each SHACIRA point's BPP")
     print(summarise(result))

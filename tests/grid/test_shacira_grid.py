@@ -1,8 +1,14 @@
 """ShaciraGrid: gradients reach every trained part; LOD zeroing; integer export."""
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
+import pytest
 import torch
 
+from wisp_shacira.config import build_config
+from wisp_shacira.errors import ConfigError
 from wisp_shacira.fields.image import ImageField, ImageNefConfig
 from wisp_shacira.grid.shacira_grid import GridConfig, ShaciraGrid
 
@@ -64,3 +70,36 @@ def test_uncompressed_grid_is_a_float_table_without_rate() -> None:
                                      feature_dim=2, compressed=False))
     assert grid.rate_bits().item() == 0
     assert grid.decoded_table() is grid.latents
+
+
+def test_frequency_tables_follow_the_symbol_counts() -> None:
+    grid = ShaciraGrid(2, CFG)
+    with torch.no_grad():
+        values = torch.tensor([-2.0, 0.0, 0.0, 0.0, 1.0, 1.0])
+        grid.latents.copy_(values.repeat(grid.latents.numel() // 6 + 1)[:grid.latents.numel()]
+                           .reshape(grid.latents.shape))
+    table = grid.frequency_tables()[0]
+    counts = np.bincount((torch.round(grid.latents[:, 0]).long() + 2).numpy())
+    assert table.low == -2 and table.num_symbols == 4
+    assert table.freqs[1] == 1  # -1 never occurs: the smallest frequency
+    assert np.allclose(table.freqs / table.freqs.sum(), counts / counts.sum(), atol=1e-3)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"num_levels": 0}, "grid.num_levels"),
+    ({"min_res": 64, "max_res": 32}, "grid.min_res"),
+    ({"log2_table_size": 0}, "grid.log2_table_size"),
+    ({"latent_dim": 0}, "grid.latent_dim"),
+    ({"latent_init": 0.0}, "grid.latent_init"),
+    ({"decoder_init": -1.0}, "grid.decoder_init"),
+])
+def test_out_of_range_grid_values_are_config_errors(bad: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_config(GridConfig, bad, "grid")
+
+
+def test_decoder_init_starts_features_near_zero() -> None:
+    torch.manual_seed(0)
+    grid = ShaciraGrid(2, dataclasses.replace(CFG, decoder_init=1e-3))
+    assert torch.all(grid.decoder.bias == 0)
+    assert grid.decoded_table().abs().max() < 0.05

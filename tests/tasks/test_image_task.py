@@ -9,10 +9,13 @@ import imageio.v3 as iio
 import numpy as np
 import png
 import pytest
+import torch
 
 from wisp_shacira.config import build_config
 from wisp_shacira.datasets.image import load_image
 from wisp_shacira.errors import ConfigError
+from wisp_shacira.fields.image import ImageField, ImageNefConfig
+from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.tasks.image import AppConfig, compress_one, decode_pixels
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,3 +111,23 @@ def test_outputs_never_overwrite_the_input_image(tmp_path) -> None:
         compress_one(src, build_config(AppConfig, {**TINY, "trainer": {"iterations": 5}}), tmp_path)
     assert src.read_bytes() == before
     assert not (tmp_path / "t.shac").exists()
+
+
+
+@pytest.mark.parametrize("batch_size", [0, 7, 40, 1000])
+def test_planned_mini_batches_visit_every_pixel_once_per_epoch(batch_size: int) -> None:
+    from wisp_shacira.tasks.image import _distortion, pixel_coords
+    torch.manual_seed(0)
+    field_ = ImageField(GridConfig(num_levels=3, min_res=4, max_res=16, log2_table_size=6),
+                        ImageNefConfig(hidden_dim=8), 3).eval()
+    coords = pixel_coords(9, 11)
+    target = torch.rand(len(coords), 3)
+    errors = ((field_(coords) - target) ** 2).mean(dim=1).detach()
+    step = _distortion(field_, coords, target, batch_size, seed=3)
+    subsets = getattr(step, "subsets", [torch.arange(len(coords))])
+    assert torch.equal(torch.sort(torch.cat(subsets)).values, torch.arange(len(coords)))
+    assert len(subsets) == (1 if batch_size in (0, 1000) else -(-len(coords) // batch_size))
+    expected = sorted(round(float(errors[idx].mean()), 5) for idx in subsets)
+    with torch.no_grad():
+        for _ in range(2):  # each epoch visits every subset once, in some order
+            assert sorted(round(float(step()), 5) for _ in subsets) == expected

@@ -28,7 +28,7 @@ from wisp_shacira.errors import BitstreamError
 KIND_CONFIG, KIND_TABLES, KIND_WEIGHTS, KIND_LEVEL = 1, 2, 3, 4
 KIND_NAMES = {KIND_CONFIG: "config", KIND_TABLES: "tables", KIND_WEIGHTS: "weights",
               KIND_LEVEL: "level"}
-_DTYPES = {0: np.dtype("<f2"), 1: np.dtype("<f4"), 2: np.dtype("<i4")}
+_DTYPES = {0: np.dtype("<f2"), 1: np.dtype("<f4"), 2: np.dtype("<i4"), 3: np.dtype("i1")}
 
 
 @dataclass

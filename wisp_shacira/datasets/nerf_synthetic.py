@@ -173,7 +173,7 @@ def _read_rgba(path: Path) -> np.ndarray:
     return arr
 
 
-def _load_view(path: Path, bg: Tensor, factor: int) -> tuple[Tensor, Tensor, tuple[int, int]]:
+def load_view(path: Path, bg: Tensor, factor: int) -> tuple[Tensor, Tensor, tuple[int, int]]:
     """Composite and downscale one image: returns ``rgb [h, w, 3]``, ``alpha [h, w]``, full (H, W)."""
     rgba = torch.from_numpy(_read_rgba(path))
     alpha = rgba[..., 3:4]
@@ -195,7 +195,7 @@ def _frame_path(root: Path, json_path: Path, frame: dict[str, Any], i: int) -> P
     return path
 
 
-def _frame_pose(json_path: Path, frame: dict[str, Any], i: int) -> Tensor:
+def frame_pose(json_path: Path, frame: dict[str, Any], i: int) -> Tensor:
     """``transform_matrix`` of frame ``i`` as ``[4, 4]`` float64."""
     try:
         mat = torch.tensor(frame["transform_matrix"], dtype=torch.float64)
@@ -209,8 +209,8 @@ def _frame_pose(json_path: Path, frame: dict[str, Any], i: int) -> Tensor:
     return mat
 
 
-def _intrinsics(meta: dict[str, Any], frame: dict[str, Any], full_hw: tuple[int, int],
-                out_hw: tuple[int, int], json_path: Path) -> list[float]:
+def frame_intrinsics(meta: dict[str, Any], frame: dict[str, Any], full_hw: tuple[int, int],
+                     out_hw: tuple[int, int], json_path: Path) -> list[float]:
     """``[fx, fy, cx, cy]`` for the downscaled image of one frame."""
     def get(key: str) -> float | None:
         val = frame.get(key, meta.get(key))
@@ -284,11 +284,11 @@ def _load_split(root: Path, json_path: Path, bg: Tensor, mip: int,
         if not isinstance(frame, dict):
             raise DataError(f"{json_path}: frame {i} is not an object")
         path = _frame_path(root, json_path, frame, i)
-        rgb, alpha, full_hw = _load_view(path, bg, 2**mip)
+        rgb, alpha, full_hw = load_view(path, bg, 2**mip)
         data.rgb.append(rgb)
         data.alpha.append(alpha)
-        data.poses.append(_frame_pose(json_path, frame, i))
-        data.intr.append(_intrinsics(meta, frame, full_hw, tuple(rgb.shape[:2]), json_path))
+        data.poses.append(frame_pose(json_path, frame, i))
+        data.intr.append(frame_intrinsics(meta, frame, full_hw, tuple(rgb.shape[:2]), json_path))
         data.names.append(path.stem)
     poses = _normalise_poses(torch.stack(data.poses), meta, aabb_scale)
     data.poses = list(poses.unbind(0))

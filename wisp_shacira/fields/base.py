@@ -2,7 +2,8 @@
 
 :class:`CompressedField` turns itself into the plain data of a ``.shac`` file
 (:class:`~wisp_shacira.codec.model_io.ShacModel`) and back. The grid's decoder is
-stored in float32 (it has ``D * F + F`` numbers); head weights in float16, and
+stored in float32 (it has ``D * F + F`` numbers); head matrices as int8 with a float16
+scale per row, head biases in float16 (:mod:`wisp_shacira.fields.weights`), and
 :meth:`CompressedField.round_weights` applies that rounding in memory before export
 so that the exported model and the evaluated model are the same.
 """
@@ -14,6 +15,8 @@ from torch import nn
 
 from wisp_shacira.codec.model_io import ShacModel
 from wisp_shacira.errors import BitstreamError
+from wisp_shacira.fields.weights import (Storage, decode_tensor, encode_tensor, file_names,
+                                         rounded, stored_bytes)
 from wisp_shacira.grid.shacira_grid import ShaciraGrid
 
 
@@ -44,23 +47,25 @@ class CompressedField(nn.Module):
     grid: ShaciraGrid
     heads: nn.Module
 
-    def _stored(self) -> dict[str, tuple[nn.Parameter, np.dtype]]:
-        stored = {f"heads.{k}": (p, np.dtype(np.float16)) for k, p in self.heads.named_parameters()}
+    def _stored(self) -> dict[str, tuple[nn.Parameter, Storage]]:
+        stored: dict[str, tuple[nn.Parameter, Storage]] = {
+            f"heads.{k}": (p, "q8" if p.dim() == 2 else "f16")
+            for k, p in self.heads.named_parameters()}
         if self.grid.config.compressed:
             for k, p in self.grid.decoder.named_parameters():
-                stored[f"grid.decoder.{k}"] = (p, np.dtype(np.float32))
+                stored[f"grid.decoder.{k}"] = (p, "f32")
         return stored
 
     def stored_weight_bytes(self) -> int:
-        """Bytes the file spends on network weights (heads float16, decoder float32)."""
-        return sum(p.numel() * dtype.itemsize for p, dtype in self._stored().values())
+        """Bytes the file spends on network weight values (see module docstring)."""
+        return sum(stored_bytes(tuple(p.shape), kind) for p, kind in self._stored().values())
 
     @torch.no_grad()
     def round_weights(self) -> None:
         """Round stored weights to their file precision, in place, and harden the latents."""
         self.grid.harden()
-        for param, dtype in self._stored().values():
-            param.copy_(torch.from_numpy(param.detach().cpu().numpy().astype(dtype).astype(np.float32)))
+        for param, kind in self._stored().values():
+            param.copy_(torch.from_numpy(rounded(param.detach().cpu().numpy(), kind)))
 
     @torch.no_grad()
     def to_shac_model(self, config: dict, precision: int = 16) -> ShacModel:
@@ -70,8 +75,9 @@ class CompressedField(nn.Module):
         """
         if not self.grid.config.compressed:
             raise ValueError("an uncompressed grid cannot be exported to .shac")
-        weights = {name: p.detach().cpu().numpy().astype(dtype)
-                   for name, (p, dtype) in self._stored().items()}
+        weights: dict[str, np.ndarray] = {}
+        for name, (param, kind) in self._stored().items():
+            weights.update(encode_tensor(name, param.detach().cpu().numpy(), kind))
         levels = self.grid.integer_latents()
         return ShacModel(config=config, tables=self.grid.frequency_tables(precision),
                          weights=weights, level_rows=[len(l) for l in levels], levels=levels)
@@ -80,15 +86,20 @@ class CompressedField(nn.Module):
     def load_shac_model(self, model: ShacModel) -> None:
         """Load weights and the decoded latent levels of ``model`` into this field."""
         stored = self._stored()
-        if set(stored) != set(model.weights):
+        expected = {n for name, (_, kind) in stored.items() for n in file_names(name, kind)}
+        if expected != set(model.weights):
             raise BitstreamError(f"weights in file {sorted(model.weights)} do not match the "
-                                 f"model's {sorted(stored)}")
+                                 f"model's {sorted(expected)}")
         if model.level_rows != list(self.grid.layout.table_sizes):
             raise BitstreamError("latent layout in file does not match its configuration")
-        for name, (param, _) in stored.items():
-            if tuple(param.shape) != model.weights[name].shape:
-                raise BitstreamError(f"weight {name}: shape {model.weights[name].shape} in file, "
+        for name, (param, kind) in stored.items():
+            try:
+                value = decode_tensor(name, model.weights, kind)
+            except ValueError as exc:
+                raise BitstreamError(str(exc)) from exc
+            if tuple(param.shape) != value.shape:
+                raise BitstreamError(f"weight {name}: shape {value.shape} in file, "
                                      f"{tuple(param.shape)} expected")
-            param.copy_(torch.from_numpy(model.weights[name].astype(np.float32)))
+            param.copy_(torch.from_numpy(value))
         self.grid.load_levels(model.levels)
         self.grid.tau = None

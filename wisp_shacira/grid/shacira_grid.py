@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from wisp_shacira.config import require
 from wisp_shacira.entropy.prior import FactorizedPrior
 from wisp_shacira.entropy.tables import FrequencyTable, build_table
 from wisp_shacira.grid.fast import EncodingPlan, encode
@@ -36,6 +37,9 @@ class GridConfig:
         latent_init: latents start uniform in ``[-latent_init, latent_init]``.
         compressed: False gives a plain float grid (no quantisation, no rate).
         prior_init_scale: initial spread of the learned probability models.
+        decoder_init: standard deviation of the decoder weights at the start, with zero
+            bias (features start near zero, as a float grid's do); None = PyTorch's
+            default (uniform in ``+-1/sqrt(D)``, also for the bias).
     """
 
     num_levels: int = 24
@@ -47,6 +51,20 @@ class GridConfig:
     latent_init: float = 0.1
     compressed: bool = True
     prior_init_scale: float = 10.0
+    decoder_init: float | None = None
+
+    def check(self) -> None:
+        require(self.num_levels >= 1, f"grid.num_levels must be >= 1, got {self.num_levels}")
+        require(1 <= self.min_res <= self.max_res,
+                f"need 1 <= grid.min_res <= grid.max_res, got {self.min_res}, {self.max_res}")
+        require(1 <= self.log2_table_size <= 30,
+                f"grid.log2_table_size must be in 1..30, got {self.log2_table_size}")
+        require(self.feature_dim >= 1 and self.latent_dim >= 1,
+                "grid.feature_dim and grid.latent_dim must be >= 1")
+        require(self.latent_init > 0 and self.prior_init_scale > 0,
+                "grid.latent_init and grid.prior_init_scale must be > 0")
+        require(self.decoder_init is None or self.decoder_init > 0,
+                f"grid.decoder_init must be > 0 (or null), got {self.decoder_init}")
 
 
 class ShaciraGrid(nn.Module):
@@ -69,6 +87,9 @@ class ShaciraGrid(nn.Module):
             init = config.latent_init
             self.latents = nn.Parameter(torch.empty(rows, config.latent_dim).uniform_(-init, init))
             self.decoder = nn.Linear(config.latent_dim, config.feature_dim)
+            if config.decoder_init is not None:
+                nn.init.normal_(self.decoder.weight, std=config.decoder_init)
+                nn.init.zeros_(self.decoder.bias)
             self.prior = FactorizedPrior(config.latent_dim, init_scale=config.prior_init_scale)
         else:
             self.latents = nn.Parameter(torch.empty(rows, config.feature_dim).uniform_(-1e-4, 1e-4))
@@ -144,12 +165,19 @@ class ShaciraGrid(nn.Module):
 
     @torch.no_grad()
     def frequency_tables(self, precision: int = 16) -> list[FrequencyTable]:
-        """Integer frequency tables from the learned prior over each dimension's range."""
-        ints = torch.round(self.latents).to(torch.int64)
+        """Integer frequency tables of each latent dimension, from the counts of its rounded
+        latents over the dimension's range.
+
+        The tables are written into the file, so the coder may use the exact empirical
+        distribution of the symbols it codes: that is never worse than the learned prior
+        (which only guides training) and was ~20% smaller on Kodak.
+        """
+        ints = torch.round(self.latents).to(torch.int64).cpu().numpy()
         tables = []
         for dim in range(self.config.latent_dim):
-            low, high = int(ints[:, dim].min()), int(ints[:, dim].max())
-            tables.append(build_table(self.prior.pmf(dim, low, high).numpy(), low, precision))
+            low = int(ints[:, dim].min())
+            counts = np.bincount(ints[:, dim] - low)
+            tables.append(build_table(counts.astype(np.float64), low, precision))
         return tables
 
     @torch.no_grad()

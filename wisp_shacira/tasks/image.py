@@ -7,9 +7,10 @@ encode and decode seconds).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -54,7 +55,6 @@ class AppConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def check(self) -> None:
-        require(self.grid.num_levels >= 1, "grid.num_levels must be >= 1")
         require(self.nef.hidden_dim >= 1 and self.nef.num_layers >= 0,
                 "nef.hidden_dim must be >= 1 and nef.num_layers >= 0")
         require(self.grid.compressed, "the image task writes .shac files: grid.compressed must be true")
@@ -91,21 +91,50 @@ def _quantized(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.round(np.clip(pixels, 0, 1) * peak) / peak
 
 
+PLAN_LIMIT = 1 << 25
+"""Largest ``pixels * levels`` for which mini-batch training precomputes encoding plans
+(about 64 bytes per pixel and level: ~2 GiB)."""
+
+
+def _distortion(field_: ImageField, coords: torch.Tensor, target: torch.Tensor,
+                batch_size: int, seed: int) -> Callable[[], torch.Tensor]:
+    """The MSE of one step: full image, or mini-batches of ``batch_size`` pixels.
+
+    Mini-batches partition the pixels at random into fixed subsets, each with its own
+    precomputed encoding plan, visited in a new random order every epoch (so every
+    pixel counts once per epoch, at the speed of the planned path). Above
+    :data:`PLAN_LIMIT` pixels are drawn at random and encoded on the fly.
+    """
+    num = len(coords)
+    if batch_size == 0 or batch_size >= num:
+        plan = build_plan(coords, field_.grid.layout)
+        return lambda: torch.mean((field_(None, plan=plan) - target) ** 2)
+    gen = torch.Generator().manual_seed(seed)
+    if num * field_.grid.num_levels > PLAN_LIMIT:
+        def random_batch() -> torch.Tensor:
+            idx = torch.randint(num, (batch_size,), generator=gen).to(coords.device)
+            return torch.mean((field_(coords[idx]) - target[idx]) ** 2)
+        return random_batch
+    subsets = torch.randperm(num, generator=gen).to(coords.device).chunk(math.ceil(num / batch_size))
+    plans = [build_plan(coords[idx], field_.grid.layout) for idx in subsets]
+    order: list[int] = []
+
+    def planned_batch() -> torch.Tensor:
+        if not order:
+            order.extend(torch.randperm(len(plans), generator=gen).tolist())
+        k = order.pop()
+        return torch.mean((field_(None, plan=plans[k]) - target[subsets[k]]) ** 2)
+    planned_batch.subsets = subsets  # type: ignore[attr-defined]
+    return planned_batch
+
+
 def _train(image: ImageData, cfg: AppConfig, device: torch.device, writer) -> ImageField:
     seed_everything(cfg.trainer.seed)
     field_ = ImageField(cfg.grid, cfg.nef, image.channels).to(device)
     target = torch.from_numpy(image.pixels).to(device).reshape(-1, image.channels)
     coords = pixel_coords(image.height, image.width, device)
     trainer = RDTrainer(field_, cfg.trainer)
-    if cfg.trainer.batch_size == 0:
-        plan = build_plan(coords, field_.grid.layout)
-
-        def distortion() -> torch.Tensor:
-            return torch.mean((field_(None, plan=plan) - target) ** 2)
-    else:
-        def distortion() -> torch.Tensor:
-            idx = torch.randint(len(coords), (cfg.trainer.batch_size,), device=device)
-            return torch.mean((field_(coords[idx]) - target[idx]) ** 2)
+    distortion = _distortion(field_, coords, target, cfg.trainer.batch_size, cfg.trainer.seed)
     trainer.fit(distortion, desc=f"image {image.name}", writer=writer, tag=image.name)
     return field_
 

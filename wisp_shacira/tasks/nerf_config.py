@@ -116,7 +116,6 @@ class AppConfig:
     trainer: NerfTrainerConfig = field(default_factory=NerfTrainerConfig)
 
     def check(self) -> None:
-        require(self.grid.num_levels >= 1, "grid.num_levels must be >= 1")
         require(tuple(self.tracer.bg_color) == tuple(self.dataset.bg_color),
                 f"tracer.bg_color {list(self.tracer.bg_color)} must equal dataset.bg_color "
                 f"{list(self.dataset.bg_color)} (images are composited over it)")

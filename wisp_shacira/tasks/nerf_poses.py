@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wisp_shacira.datasets.nerf_synthetic import _frame_pose, _intrinsics, _load_view, read_json
+from wisp_shacira.datasets.nerf_synthetic import frame_intrinsics, frame_pose, load_view, read_json
 from wisp_shacira.errors import BitstreamError, DataError
 from wisp_shacira.tasks.nerf_eval import box_poses
 
@@ -98,10 +98,10 @@ def read_poses(json_path: Path, meta: dict) -> PoseSet:
     for i, frame in enumerate(frames):
         if not isinstance(frame, dict):
             raise DataError(f"{json_path}: frame {i} is not an object")
-        poses.append(_frame_pose(json_path, frame, i))
+        poses.append(frame_pose(json_path, frame, i))
         path = _image_path(json_path.parent, frame)
         if path is not None and path.is_file():
-            rgb, _, full_hw = _load_view(path, bg_t, factor)
+            rgb, _, full_hw = load_view(path, bg_t, factor)
             images.append(rgb.numpy())
             paths.append(path)
             out_hw = tuple(rgb.shape[:2])
@@ -111,7 +111,7 @@ def read_poses(json_path: Path, meta: dict) -> PoseSet:
             images.append(None)
             paths.append(None)
         sizes.add(out_hw)
-        intrs.append(_intrinsics(doc, frame, full_hw, out_hw, json_path))
+        intrs.append(frame_intrinsics(doc, frame, full_hw, out_hw, json_path))
         names.append(path.stem if path is not None else f"view_{i:03d}")
     if len(sizes) != 1:
         raise DataError(f"{json_path}: views have different sizes {sorted(sizes)}")

@@ -82,7 +82,6 @@ class AppConfig:
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(batch_size=1 << 18))
 
     def check(self) -> None:
-        require(self.grid.num_levels >= 1, "grid.num_levels must be >= 1")
         require(self.grid.compressed,
                 "the video task writes .shac files: grid.compressed must be true")
 

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
-# Idle OpenMP threads must sleep, not spin: torch's and numba's OpenMP pools otherwise
-# starve each other on small CPUs (NeRF training measured 4-8x slower on 2 cores).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wisp_shacira.cli.main import run_guarded  # noqa: E402

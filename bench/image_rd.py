@@ -64,10 +64,6 @@ def select_images(args: argparse.Namespace) -> list[Path]:
     return files if args.names else files[:args.images]
 
 
-def shacira_point(image: Path, log2_t: int, lam: float, args, out: Path) -> dict:
-    return compress_one(image, point_config(log2_t, lam, args), out)
-
-
 def point_config(log2_t: int, lam: float, args) -> AppConfig:
     """The benchmark config (``--config`` plus ``--set``) at one rate point."""
     extra = parse_overrides([f"--{item}" for item in args.set])
@@ -81,7 +77,7 @@ def point_config(log2_t: int, lam: float, args) -> AppConfig:
 
 def one_point(image: Path, log2_t: int, lam: float, args) -> dict:
     """One rate point of one image, with the codecs at the same BPP."""
-    metrics = shacira_point(image, log2_t, lam, args, args.out / f"T{log2_t}_l{lam:g}")
+    metrics = compress_one(image, point_config(log2_t, lam, args), args.out / f"T{log2_t}_l{lam:g}")
     pixels = iio.imread(image)
     entry = {"name": image.stem, "shacira": (metrics["bpp"], metrics["psnr"]),
              "encode_seconds": metrics["encode_seconds"]}
@@ -101,7 +97,6 @@ def run(args: argparse.Namespace) -> dict:
     if args.jobs > 1:
         # each spawned worker imports torch afresh: share the cores instead of oversubscribing
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
             entries = list(pool.map(one_point, *zip(*jobs), [args] * len(jobs)))

@@ -126,8 +126,8 @@ def validate(field_: RadianceField, tracer: Tracer, occupancy: OccupancyGrid, sc
 
 
 def _fixed_bytes(field_: RadianceField) -> int:
-    """Size estimate besides the latents: float16 heads + headers, or, for the
-    uncompressed baseline, every float32 parameter."""
+    """Size estimate besides the latents: the stored network weights + headers, or, for
+    the uncompressed baseline, every float32 parameter."""
     if not field_.grid.config.compressed:
         return sum(4 * p.numel() for p in field_.parameters())
     return field_.stored_weight_bytes() + 800

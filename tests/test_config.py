@@ -1,11 +1,16 @@
 """Strict typed config: unknown, duplicate, mistyped and out-of-range values are errors."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from wisp_shacira.config import build_config, load_config, parse_overrides
+from wisp_shacira.config import build_config, load_config, load_yaml, parse_overrides
 from wisp_shacira.errors import ConfigError
+from wisp_shacira.tasks import get_task
 from wisp_shacira.tasks.image import AppConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _write(tmp_path, text: str):
@@ -52,3 +57,12 @@ def test_bad_overrides() -> None:
 def test_missing_config_file(tmp_path) -> None:
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(AppConfig, tmp_path / "nope.yaml", [])
+
+
+@pytest.mark.parametrize("path", sorted(str(p) for p in ROOT.joinpath("configs").glob("*.yaml")))
+def test_bundled_configs_load_and_pass_their_checks(path: str) -> None:
+    data = load_yaml(path)
+    needs_path = data.get("dataset", {}).get("format") == "rtmv"   # no bundled RTMV scene
+    cfg = load_config(get_task(data["task"]).AppConfig, path,
+                      ["--dataset.path=scene"] if needs_path else [])
+    assert cfg.grid.num_levels >= 1

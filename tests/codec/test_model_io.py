@@ -4,8 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wisp_shacira.codec.model_io import (ShacModel, decode_model, encode_model, read_shac,
-                                         section_summary, write_shac)
+from wisp_shacira.codec.container import pack_sections, unpack_sections
+from wisp_shacira.codec.model_io import (KIND_CONFIG, KIND_LEVEL, KIND_TABLES, KIND_WEIGHTS,
+                                         TABLES_PER_LEVEL, TABLES_SHARED, ShacModel,
+                                         _level_payloads, _pack_tables, decode_model,
+                                         encode_model, read_shac, section_summary, write_shac)
 from wisp_shacira.entropy.tables import build_table
 from wisp_shacira.errors import BitstreamError
 
@@ -50,3 +53,52 @@ def test_header_damage_is_fatal_even_in_partial_mode() -> None:
     data = encode_model(_model(np.random.default_rng(2)))
     with pytest.raises(BitstreamError):
         decode_model(data[:20], partial=True)
+
+
+def _two_level_model(wide: int, narrow: int, rows: int) -> ShacModel:
+    """Level 0 spread over ``[-wide, wide]``, level 1 over ``[-narrow, narrow]``."""
+    rng = np.random.default_rng(3)
+    levels = [rng.integers(-wide, wide + 1, size=(rows, 1)).astype(np.int32),
+              rng.integers(-narrow, narrow + 1, size=(rows, 1)).astype(np.int32)]
+    both = np.concatenate(levels)[:, 0]
+    counts = np.bincount(both - both.min()).astype(np.float64)
+    return ShacModel({"task": "image"}, [build_table(counts, int(both.min()))], {},
+                     [rows, rows], levels)
+
+
+def _table_mode(data: bytes) -> int:
+    section = unpack_sections(data).sections[1]
+    return section.payload[1]
+
+
+@pytest.mark.parametrize("wide, narrow, rows, mode", [
+    (40, 0, 4000, TABLES_PER_LEVEL),   # different levels: per-level tables pay for themselves
+    (3, 3, 200, TABLES_SHARED),        # alike levels: a second table only costs bytes
+])
+def test_encoder_keeps_the_smaller_table_layout(wide: int, narrow: int, rows: int,
+                                                 mode: int) -> None:
+    model = _two_level_model(wide, narrow, rows)
+    data = encode_model(model)
+    assert _table_mode(data) == mode
+    shared = pack_sections([(KIND_CONFIG, unpack_sections(data).sections[0].payload),
+                            (KIND_TABLES, _pack_tables(model, 16)),
+                            (KIND_WEIGHTS, unpack_sections(data).sections[2].payload)]
+                           + [(KIND_LEVEL, p) for p in _level_payloads(model)])
+    assert len(data) <= len(shared)
+    back = decode_model(data)
+    assert all(np.array_equal(a, b) for a, b in zip(back.levels, model.levels))
+    assert back.latent_dim == 1 and len(decode_model(data, max_lod=1).levels) == 1
+
+
+def test_version_1_files_still_decode() -> None:
+    model = _model(np.random.default_rng(4))
+    v2 = unpack_sections(encode_model(model))
+    assert v2.version == 2
+    sections = [(s.kind, s.payload) for s in v2.sections]
+    tables = _pack_tables(model, 16)
+    sections[1] = (KIND_TABLES, tables[:1] + tables[2:])   # version 1: no table-mode byte
+    sections[3:] = [(KIND_LEVEL, p) for p in _level_payloads(model)]
+    back = decode_model(pack_sections(sections, version=1))
+    assert all(np.array_equal(a, b) for a, b in zip(back.levels, model.levels))
+    with pytest.raises(BitstreamError, match="format version 9"):
+        decode_model(pack_sections(sections, version=9))

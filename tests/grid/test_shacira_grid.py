@@ -92,6 +92,8 @@ def test_frequency_tables_follow_the_symbol_counts() -> None:
     ({"latent_dim": 0}, "grid.latent_dim"),
     ({"latent_init": 0.0}, "grid.latent_init"),
     ({"decoder_init": -1.0}, "grid.decoder_init"),
+    ({"latent_step": 0.0}, "grid.latent_step"),
+    ({"latent_step": 0.1, "decoder_init": 0.1}, "exclude each other"),
 ])
 def test_out_of_range_grid_values_are_config_errors(bad: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -103,3 +105,13 @@ def test_decoder_init_starts_features_near_zero() -> None:
     grid = ShaciraGrid(2, dataclasses.replace(CFG, decoder_init=1e-3))
     assert torch.all(grid.decoder.bias == 0)
     assert grid.decoded_table().abs().max() < 0.05
+
+
+@pytest.mark.parametrize("latent_dim, feature_dim", [(2, 2), (1, 3), (2, 3)])
+def test_latent_step_makes_one_latent_unit_one_step(latent_dim: int, feature_dim: int) -> None:
+    cfg = dataclasses.replace(CFG, latent_dim=latent_dim, feature_dim=feature_dim, latent_step=0.05)
+    grid = ShaciraGrid(2, cfg)
+    with torch.no_grad():
+        grid.latents.copy_(torch.randint(-40, 41, grid.latents.shape).float())
+    expected = 0.05 * grid.latents[:, torch.arange(feature_dim) % latent_dim]
+    assert torch.allclose(grid.decoded_table(), expected)

@@ -67,13 +67,14 @@ def test_grid_config_mapping():
     cfg = small_config(codebook_bitwidth=10, latent_dim=2)
     assert (cfg.num_levels, cfg.min_res, cfg.max_res) == (4, 2, 16)
     assert (cfg.log2_table_size, cfg.feature_dim, cfg.latent_dim) == (10, 2, 2)
-    assert cfg.compressed
+    assert cfg.compressed and cfg.latent_step is None
+    assert small_config(latent_step=0.05).latent_step == 0.05
 
 
 @pytest.mark.parametrize("key,value,needle", [
     ("multiscale_type", "max", "grid.multiscale_type"), ("num_lods", 0, "grid.num_lods"),
     ("min_grid_res", 32, "grid.min_grid_res"), ("latent_dim", 0, "grid.latent_dim"),
-    ("codebook_bitwidth", 0, "grid.codebook_bitwidth")])
+    ("codebook_bitwidth", 0, "grid.codebook_bitwidth"), ("latent_step", 0.0, "grid.latent_step")])
 def test_grid_config_rejects_bad_values(key, value, needle):
     with pytest.raises(ConfigError, match=needle):
         small_config(**{key: value})
@@ -147,6 +148,14 @@ def test_refine_param_groups(core):
     with pytest.raises(ConfigError, match="trainer.lr_prior"):
         wb.refine_param_groups(wisp_style_optimizer(FakeNef(core)), core,
                                wb.ShaciraLearningRates(prior=0.0))
+
+
+def test_refine_param_groups_latent_lr_in_feature_units_with_a_fixed_step():
+    core = ShaciraGrid(3, small_config(latent_step=0.05))
+    optimizer = wisp_style_optimizer(FakeNef(core))
+    wb.refine_param_groups(optimizer, core, wb.ShaciraLearningRates(0.1, 0.01, 0.003))
+    by_name = {g.get("name"): g for g in optimizer.param_groups}
+    assert by_name["shacira_latents"]["lr"] == pytest.approx(2.0)
 
 
 def test_schedule_config_and_temperature(core):

@@ -23,7 +23,7 @@ def cmd_info(args: argparse.Namespace) -> None:
     rows, total, problem = section_summary(args.file)
     model = read_shac(args.file, max_lod=0, partial=True)
     print(f"{args.file}: task {model.config.get('task')}, {model.num_levels} levels, "
-          f"latent dim {len(model.tables)}, {total} bytes")
+          f"latent dim {model.latent_dim}, {total} bytes")
     print(format_table(["section", "bytes"], rows + [("header", total - sum(r[1] for r in rows))]))
     if problem:
         print(f"warning: {problem}")

@@ -21,7 +21,8 @@ from pathlib import Path
 from wisp_shacira.errors import BitstreamError
 
 MAGIC = b"SHAC"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Container:
 
     Attributes:
         sections: the complete, intact sections in file order.
+        version: the file's format version.
         declared: how many sections the header announces.
         problem: why reading stopped early (partial mode), else None.
     """
@@ -46,6 +48,7 @@ class Container:
     sections: list[Section] = field(default_factory=list)
     declared: int = 0
     problem: str | None = None
+    version: int = VERSION
 
 
 def encode_varint(value: int) -> bytes:
@@ -77,9 +80,9 @@ def decode_varint(data: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("varint longer than 64 bits")
 
 
-def pack_sections(sections: list[tuple[int, bytes]]) -> bytes:
-    """Serialise ``(kind, payload)`` pairs into a container."""
-    out = bytearray(MAGIC + bytes([VERSION]) + encode_varint(len(sections)))
+def pack_sections(sections: list[tuple[int, bytes]], version: int = VERSION) -> bytes:
+    """Serialise ``(kind, payload)`` pairs into a container of format ``version``."""
+    out = bytearray(MAGIC + bytes([version]) + encode_varint(len(sections)))
     for kind, payload in sections:
         out += bytes([kind]) + encode_varint(len(payload))
         out += zlib.crc32(payload).to_bytes(4, "little") + payload
@@ -99,14 +102,14 @@ def unpack_sections(data: bytes, name: str = "<bytes>", partial: bool = False) -
     """
     if len(data) < 5 or data[:4] != MAGIC:
         raise BitstreamError(f"{name}: not a .shac file (bad magic bytes)")
-    if data[4] != VERSION:
+    if data[4] not in READABLE_VERSIONS:
         raise BitstreamError(f"{name}: unsupported .shac format version {data[4]} "
-                             f"(this build reads version {VERSION})")
+                             f"(this build reads versions {READABLE_VERSIONS})")
     try:
         declared, pos = decode_varint(data, 5)
     except (IndexError, ValueError) as exc:
         raise BitstreamError(f"{name}: truncated header ({exc})") from exc
-    result = Container(declared=declared)
+    result = Container(declared=declared, version=data[4])
     for index in range(declared):
         start = pos
         try:

@@ -3,7 +3,8 @@
 Section order (coarse to fine, so a prefix is useful)::
 
     CONFIG   zlib-compressed JSON: everything needed to rebuild the model
-    TABLES   latent layout (levels, rows per level, D) + one frequency table per dim
+    TABLES   latent layout (levels, rows per level, D) + frequency tables: one per
+             dimension, or one per level and dimension, whichever file is smaller
     WEIGHTS  named network tensors (decoder, MLP heads) in float16/float32
     LEVEL 0 .. LEVEL L-1   entropy-coded integer latents, one section per level
 
@@ -12,6 +13,7 @@ nothing of tasks or torch modules. Field-format details: ``docs/bitstream.md``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import zlib
@@ -22,13 +24,14 @@ import numpy as np
 from wisp_shacira.codec.coder import decode_symbols, encode_symbols
 from wisp_shacira.codec.container import (decode_varint, encode_varint, pack_sections,
                                           read_file_bytes, unpack_sections, write_atomic)
-from wisp_shacira.entropy.tables import FrequencyTable
+from wisp_shacira.entropy.tables import FrequencyTable, histogram_table
 from wisp_shacira.errors import BitstreamError
 
 KIND_CONFIG, KIND_TABLES, KIND_WEIGHTS, KIND_LEVEL = 1, 2, 3, 4
 KIND_NAMES = {KIND_CONFIG: "config", KIND_TABLES: "tables", KIND_WEIGHTS: "weights",
               KIND_LEVEL: "level"}
 _DTYPES = {0: np.dtype("<f2"), 1: np.dtype("<f4"), 2: np.dtype("<i4"), 3: np.dtype("i1")}
+TABLES_SHARED, TABLES_PER_LEVEL = 0, 1
 
 
 @dataclass
@@ -37,11 +40,14 @@ class ShacModel:
 
     Attributes:
         config: JSON-serialisable description (task, grid, field, task metadata).
-        tables: D frequency tables, one per latent dimension.
+        tables: D frequency tables, one per latent dimension, for every level (empty
+            when ``level_tables`` is set).
         weights: named float16/float32 arrays.
         level_rows: rows of every level's latent table (all levels, decoded or not).
         levels: decoded integer latents ``[rows_l, D]`` int32 for levels 0..len-1.
         problem: why fewer levels than ``level_rows`` were decoded, if so.
+        level_tables: D tables per level instead of ``tables`` (None = shared tables).
+            :func:`encode_model` fills it in when per-level tables make a smaller file.
     """
 
     config: dict
@@ -50,10 +56,19 @@ class ShacModel:
     level_rows: list[int]
     levels: list[np.ndarray] = field(default_factory=list)
     problem: str | None = None
+    level_tables: list[list[FrequencyTable]] | None = None
 
     @property
     def num_levels(self) -> int:
         return len(self.level_rows)
+
+    @property
+    def latent_dim(self) -> int:
+        return len(self.level_tables[0]) if self.level_tables else len(self.tables)
+
+    def tables_of(self, level: int) -> list[FrequencyTable]:
+        """The D tables that code level ``level``."""
+        return self.tables if self.level_tables is None else self.level_tables[level]
 
 
 def _zigzag(value: int) -> int:
@@ -64,42 +79,63 @@ def _unzigzag(value: int) -> int:
     return value // 2 if value % 2 == 0 else -(value + 1) // 2
 
 
+def _pack_table(table: FrequencyTable, precision: int) -> bytes:
+    out = encode_varint(_zigzag(table.low)) + encode_varint(table.num_symbols)
+    if table.num_symbols > 1:
+        out += table.freqs.astype("<u4" if precision > 16 else "<u2").tobytes()
+    return out
+
+
 def _pack_tables(model: ShacModel, precision: int) -> bytes:
-    out = bytearray([precision]) + encode_varint(len(model.tables))
+    mode = TABLES_SHARED if model.level_tables is None else TABLES_PER_LEVEL
+    out = bytearray([precision, mode]) + encode_varint(model.latent_dim)
     out += encode_varint(len(model.level_rows))
     for rows in model.level_rows:
         out += encode_varint(rows)
-    wide = precision > 16
-    for table in model.tables:
-        out += encode_varint(_zigzag(table.low)) + encode_varint(table.num_symbols)
-        if table.num_symbols > 1:
-            out += table.freqs.astype("<u4" if wide else "<u2").tobytes()
+    groups = [model.tables] if model.level_tables is None else model.level_tables
+    for table in (t for group in groups for t in group):
+        out += _pack_table(table, precision)
     return bytes(out)
 
 
-def _unpack_tables(data: bytes) -> tuple[list[int], list[FrequencyTable]]:
-    precision = data[0]
-    dims, pos = decode_varint(data, 1)
+def _unpack_table(data: bytes, pos: int, precision: int) -> tuple[FrequencyTable, int]:
+    low, pos = decode_varint(data, pos)
+    count, pos = decode_varint(data, pos)
+    if count == 1:
+        return FrequencyTable(_unzigzag(low), np.array([1 << precision], dtype=np.uint32)), pos
+    dtype = np.dtype("<u4" if precision > 16 else "<u2")
+    end = pos + count * dtype.itemsize
+    if count == 0 or end > len(data):
+        raise ValueError("frequency table runs past the section")
+    freqs = np.frombuffer(data[pos:end], dtype=dtype).astype(np.uint32)
+    return FrequencyTable(_unzigzag(low), freqs), end
+
+
+def _unpack_tables(data: bytes, version: int) -> tuple[list[int], list[FrequencyTable],
+                                                       list[list[FrequencyTable]] | None]:
+    """(rows per level, shared tables, per-level tables or None); version 1 has no mode."""
+    precision, pos = data[0], 1
+    mode = TABLES_SHARED
+    if version >= 2:
+        mode, pos = data[1], 2
+        if mode not in (TABLES_SHARED, TABLES_PER_LEVEL):
+            raise ValueError(f"unknown table mode {mode}")
+    dims, pos = decode_varint(data, pos)
     num_levels, pos = decode_varint(data, pos)
     level_rows = []
     for _ in range(num_levels):
         rows, pos = decode_varint(data, pos)
         level_rows.append(rows)
-    dtype = np.dtype("<u4" if precision > 16 else "<u2")
-    tables = []
-    for _ in range(dims):
-        low, pos = decode_varint(data, pos)
-        count, pos = decode_varint(data, pos)
-        if count == 1:
-            freqs = np.array([1 << precision], dtype=np.uint32)
-        else:
-            end = pos + count * dtype.itemsize
-            if end > len(data):
-                raise ValueError("frequency table runs past the section")
-            freqs = np.frombuffer(data[pos:end], dtype=dtype).astype(np.uint32)
-            pos = end
-        tables.append(FrequencyTable(_unzigzag(low), freqs))
-    return level_rows, tables
+    groups = []
+    for _ in range(1 if mode == TABLES_SHARED else num_levels):
+        group = []
+        for _ in range(dims):
+            table, pos = _unpack_table(data, pos, precision)
+            group.append(table)
+        groups.append(group)
+    if mode == TABLES_SHARED:
+        return level_rows, groups[0], None
+    return level_rows, [], groups
 
 
 def _pack_weights(weights: dict[str, np.ndarray]) -> bytes:
@@ -136,18 +172,42 @@ def _unpack_weights(data: bytes) -> dict[str, np.ndarray]:
     return weights
 
 
+def _level_payloads(model: ShacModel) -> list[bytes]:
+    payloads = []
+    for index, (rows, level) in enumerate(zip(model.level_rows, model.levels)):
+        if level.shape != (rows, model.latent_dim):
+            raise ValueError(f"level of shape {level.shape}, expected {(rows, model.latent_dim)}")
+        payloads.append(encode_symbols(level, model.tables_of(index)))
+    return payloads
+
+
+def _with_level_tables(model: ShacModel, precision: int) -> ShacModel:
+    """``model`` with one histogram table per level and dimension."""
+    tables = [[histogram_table(level[:, dim], precision) for dim in range(model.latent_dim)]
+              for level in model.levels]
+    return dataclasses.replace(model, tables=[], level_tables=tables)
+
+
 def encode_model(model: ShacModel, precision: int = 16) -> bytes:
-    """Serialise a model with all its levels into ``.shac`` bytes."""
+    """Serialise a model with all its levels into ``.shac`` bytes.
+
+    With shared tables (``model.level_tables`` None), per-level histogram tables are
+    tried too and the smaller file is kept.
+    """
     if len(model.levels) != model.num_levels:
         raise ValueError(f"model has {len(model.levels)} decoded levels, expected {model.num_levels}")
     config = zlib.compress(json.dumps(model.config, separators=(",", ":")).encode(), 9)
-    sections = [(KIND_CONFIG, config), (KIND_TABLES, _pack_tables(model, precision)),
-                (KIND_WEIGHTS, _pack_weights(model.weights))]
-    for rows, level in zip(model.level_rows, model.levels):
-        if level.shape != (rows, len(model.tables)):
-            raise ValueError(f"level of shape {level.shape}, expected {(rows, len(model.tables))}")
-        sections.append((KIND_LEVEL, encode_symbols(level, model.tables)))
-    return pack_sections(sections)
+    head = [(KIND_CONFIG, config)]
+    weights = (KIND_WEIGHTS, _pack_weights(model.weights))
+    candidates = [model]
+    if model.level_tables is None and model.num_levels > 1:
+        candidates.append(_with_level_tables(model, precision))
+    files = []
+    for candidate in candidates:
+        sections = head + [(KIND_TABLES, _pack_tables(candidate, precision)), weights]
+        sections += [(KIND_LEVEL, payload) for payload in _level_payloads(candidate)]
+        files.append(pack_sections(sections))
+    return min(files, key=len)
 
 
 def write_shac(path: str | os.PathLike, model: ShacModel, precision: int = 16) -> int:
@@ -180,15 +240,18 @@ def decode_model(data: bytes, name: str = "<bytes>", max_lod: int | None = None,
     _check_kinds(container.sections, name)
     try:
         config = json.loads(zlib.decompress(container.sections[0].payload))
-        level_rows, tables = _unpack_tables(container.sections[1].payload)
+        level_rows, tables, level_tables = _unpack_tables(container.sections[1].payload,
+                                                          container.version)
         weights = _unpack_weights(container.sections[2].payload)
     except (ValueError, KeyError, IndexError, zlib.error) as exc:
         raise BitstreamError(f"{name}: malformed header sections ({exc})") from exc
-    model = ShacModel(config, tables, weights, level_rows, problem=container.problem)
+    model = ShacModel(config, tables, weights, level_rows, problem=container.problem,
+                      level_tables=level_tables)
     wanted = len(level_rows) if max_lod is None else min(max_lod, len(level_rows))
     for index, section in enumerate(container.sections[3:3 + wanted]):
         try:
-            model.levels.append(decode_symbols(section.payload, level_rows[index], tables))
+            model.levels.append(decode_symbols(section.payload, level_rows[index],
+                                               model.tables_of(index)))
         except ValueError as exc:
             raise BitstreamError(f"{name}: level {index}: {exc}") from exc
     return model

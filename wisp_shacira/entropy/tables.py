@@ -65,3 +65,15 @@ def build_table(pmf: np.ndarray, low: int, precision: int = DEFAULT_PRECISION) -
     if len(pmf) == 1:
         return FrequencyTable(low, np.array([1 << precision], dtype=np.uint32))
     return FrequencyTable(low, quantize_pmf(pmf, precision))
+
+
+def histogram_table(symbols: np.ndarray, precision: int = DEFAULT_PRECISION) -> FrequencyTable:
+    """Table of the empirical distribution of integer ``symbols: [N]`` over their range.
+
+    An empty array gives the one-symbol table of 0 (it codes nothing).
+    """
+    symbols = np.asarray(symbols, dtype=np.int64)
+    if symbols.size == 0:
+        return build_table(np.ones(1), 0, precision)
+    low = int(symbols.min())
+    return build_table(np.bincount(symbols - low).astype(np.float64), low, precision)

@@ -68,7 +68,7 @@ def user_error_cause(exc: BaseException) -> ShaciraError | None:
 def grid_config_from_wisp(feature_dim: int, num_lods: int, codebook_bitwidth: int,
                           min_grid_res: int, max_grid_res: int, latent_dim: int,
                           latent_init: float, prior_init_scale: float,
-                          multiscale_type: str) -> GridConfig:
+                          multiscale_type: str, latent_step: float | None = None) -> GridConfig:
     """Our grid configuration from the arguments of ``ShaciraGrid.from_geometric``.
 
     ``num_lods`` -> levels, ``codebook_bitwidth`` -> log2 of the table size T,
@@ -88,10 +88,12 @@ def grid_config_from_wisp(feature_dim: int, num_lods: int, codebook_bitwidth: in
     require(latent_dim >= 1, f"grid.latent_dim must be >= 1, got {latent_dim}")
     require(latent_init > 0, f"grid.latent_init must be > 0, got {latent_init}")
     require(prior_init_scale > 0, f"grid.prior_init_scale must be > 0, got {prior_init_scale}")
+    require(latent_step is None or latent_step > 0,
+            f"grid.latent_step must be > 0 (or null), got {latent_step}")
     return GridConfig(num_levels=num_lods, min_res=min_grid_res, max_res=max_grid_res,
                       log2_table_size=codebook_bitwidth, feature_dim=feature_dim,
                       latent_dim=latent_dim, latent_init=latent_init, compressed=True,
-                      prior_init_scale=prior_init_scale)
+                      prior_init_scale=prior_init_scale, latent_step=latent_step)
 
 
 def wisp_coords_to_unit(coords: torch.Tensor) -> torch.Tensor:
@@ -169,10 +171,11 @@ def refine_param_groups(optimizer: torch.optim.Optimizer, core: ShaciraGrid,
 
     Call before the first step (the optimiser has no state yet). Other parameters keep
     the groups (and weight decay) Wisp gave them. Groups are named
-    ``shacira_latents``, ``shacira_latent_decoder`` and ``shacira_prior``.
+    ``shacira_latents``, ``shacira_latent_decoder`` and ``shacira_prior``. With
+    ``latent_step`` set, ``lrs.latents`` is in feature units (see ``ShaciraGrid.latent_lr``).
     """
     lrs.check()
-    own = {"shacira_latents": ([core.latents], lrs.latents),
+    own = {"shacira_latents": ([core.latents], core.latent_lr(lrs.latents)),
            "shacira_latent_decoder": (list(core.decoder.parameters()), lrs.latent_decoder),
            "shacira_prior": (list(core.prior.parameters()), lrs.prior)}
     moved = {id(p) for params, _ in own.values() for p in params}

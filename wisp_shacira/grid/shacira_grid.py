@@ -17,7 +17,7 @@ from torch import nn
 
 from wisp_shacira.config import require
 from wisp_shacira.entropy.prior import FactorizedPrior
-from wisp_shacira.entropy.tables import FrequencyTable, build_table
+from wisp_shacira.entropy.tables import FrequencyTable, histogram_table
 from wisp_shacira.grid.fast import EncodingPlan, encode
 from wisp_shacira.grid.hashing import GridLayout, make_layout
 from wisp_shacira.grid.quantize import quantize
@@ -40,6 +40,13 @@ class GridConfig:
         decoder_init: standard deviation of the decoder weights at the start, with zero
             bias (features start near zero, as a float grid's do); None = PyTorch's
             default (uniform in ``+-1/sqrt(D)``, also for the bias).
+        latent_step: when set, the decoder starts as this step times a unit matrix
+            (feature ``f`` reads latent ``f mod D``) with zero bias, so one integer latent
+            unit is ``latent_step`` in feature space: a fixed quantisation step instead
+            of one the decoder learns. The latents' learning rate is then given in
+            feature units, like a float table's (see :meth:`ShaciraGrid.latent_lr`). Pair
+            it with a small ``trainer.lr_decoder`` (keeps the step) and ``latent_dim`` =
+            ``feature_dim``. Excludes ``decoder_init``.
     """
 
     num_levels: int = 24
@@ -52,6 +59,7 @@ class GridConfig:
     compressed: bool = True
     prior_init_scale: float = 10.0
     decoder_init: float | None = None
+    latent_step: float | None = None
 
     def check(self) -> None:
         require(self.num_levels >= 1, f"grid.num_levels must be >= 1, got {self.num_levels}")
@@ -65,6 +73,10 @@ class GridConfig:
                 "grid.latent_init and grid.prior_init_scale must be > 0")
         require(self.decoder_init is None or self.decoder_init > 0,
                 f"grid.decoder_init must be > 0 (or null), got {self.decoder_init}")
+        require(self.latent_step is None or self.latent_step > 0,
+                f"grid.latent_step must be > 0 (or null), got {self.latent_step}")
+        require(self.latent_step is None or self.decoder_init is None,
+                "grid.latent_step and grid.decoder_init exclude each other; set one")
 
 
 class ShaciraGrid(nn.Module):
@@ -87,12 +99,34 @@ class ShaciraGrid(nn.Module):
             init = config.latent_init
             self.latents = nn.Parameter(torch.empty(rows, config.latent_dim).uniform_(-init, init))
             self.decoder = nn.Linear(config.latent_dim, config.feature_dim)
-            if config.decoder_init is not None:
-                nn.init.normal_(self.decoder.weight, std=config.decoder_init)
-                nn.init.zeros_(self.decoder.bias)
+            self._init_decoder(config)
             self.prior = FactorizedPrior(config.latent_dim, init_scale=config.prior_init_scale)
         else:
             self.latents = nn.Parameter(torch.empty(rows, config.feature_dim).uniform_(-1e-4, 1e-4))
+
+    @torch.no_grad()
+    def _init_decoder(self, config: GridConfig) -> None:
+        """Apply ``decoder_init`` or ``latent_step`` (see :class:`GridConfig`)."""
+        if config.decoder_init is not None:
+            nn.init.normal_(self.decoder.weight, std=config.decoder_init)
+        elif config.latent_step is not None:
+            rows = torch.arange(config.feature_dim)
+            weight = torch.zeros(config.feature_dim, config.latent_dim)
+            weight[rows, rows % config.latent_dim] = config.latent_step
+            self.decoder.weight.copy_(weight)
+        else:
+            return
+        nn.init.zeros_(self.decoder.bias)
+
+    def latent_lr(self, lr: float) -> float:
+        """Adam learning rate of the latent proxies for a configured ``lr``.
+
+        With ``latent_step`` set, ``lr`` is in feature units (the float table's learning
+        rate) and the latents, in integer units, use ``lr / latent_step``; otherwise
+        ``lr`` itself.
+        """
+        step = self.config.latent_step
+        return lr / step if self.config.compressed and step is not None else lr
 
     @property
     def num_levels(self) -> int:
@@ -173,12 +207,7 @@ class ShaciraGrid(nn.Module):
         (which only guides training) and was ~20% smaller on Kodak.
         """
         ints = torch.round(self.latents).to(torch.int64).cpu().numpy()
-        tables = []
-        for dim in range(self.config.latent_dim):
-            low = int(ints[:, dim].min())
-            counts = np.bincount(ints[:, dim] - low)
-            tables.append(build_table(counts.astype(np.float64), low, precision))
-        return tables
+        return [histogram_table(ints[:, dim], precision) for dim in range(self.config.latent_dim)]
 
     @torch.no_grad()
     def harden(self) -> None:

@@ -12,7 +12,9 @@ class TrainerConfig:
 
     Attributes:
         iterations: optimisation steps.
-        lr_latents: learning rate of the latents (or of the float table if uncompressed).
+        lr_latents: learning rate of the latents (or of the float table if uncompressed);
+            in feature units when ``grid.latent_step`` is set (the latents then use
+            ``lr_latents / latent_step``).
         lr_decoder: learning rate of the shared latent decoder.
         lr_mlp: learning rate of the MLP heads.
         lr_prior: learning rate of the probability models.

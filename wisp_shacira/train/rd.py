@@ -33,7 +33,7 @@ def resolve_device(name: str) -> torch.device:
 def param_groups(field: CompressedField, cfg: TrainerConfig) -> list[dict]:
     """Adam groups: latents, decoder, prior, heads; each remembers its base lr."""
     grid = field.grid
-    groups = [{"name": "latents", "params": [grid.latents], "lr": cfg.lr_latents}]
+    groups = [{"name": "latents", "params": [grid.latents], "lr": grid.latent_lr(cfg.lr_latents)}]
     if grid.config.compressed:
         groups.append({"name": "decoder", "params": list(grid.decoder.parameters()),
                        "lr": cfg.lr_decoder})

@@ -45,7 +45,8 @@ class ConfigShaciraTrainer(ConfigMultiviewTrainer):
     rate_sample: Optional[int] = None
     """ Estimate the rate from this many random latent rows per step (None: all rows). """
     lr_latents: float = 0.02
-    """ Learning rate of the integer latents' continuous proxies. """
+    """ Learning rate of the integer latents' continuous proxies (in feature units when the
+    grid sets latent_step: the latents then use lr_latents / latent_step). """
     lr_latent_decoder: float = 0.01
     """ Learning rate of the shared latent decoder (latents -> features). """
     lr_prior: float = 1e-3

@@ -1,0 +1,47 @@
+"""Optimiser groups and one rate-distortion step of the shared trainer."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from wisp_shacira.fields.image import ImageField, ImageNefConfig
+from wisp_shacira.grid.shacira_grid import GridConfig
+from wisp_shacira.train.config import TrainerConfig
+from wisp_shacira.train.rd import RDTrainer, param_groups
+
+GRID = GridConfig(num_levels=3, min_res=4, max_res=16, log2_table_size=6, feature_dim=2,
+                  latent_dim=2)
+TRAIN = TrainerConfig(iterations=4, lr_latents=0.1, lr_decoder=1e-4, device="cpu")
+
+
+def _lrs(grid: GridConfig) -> dict[str, float]:
+    field = ImageField(grid, ImageNefConfig(8, 1), channels=3)
+    return {group["name"]: group["lr"] for group in param_groups(field, TRAIN)}
+
+
+@pytest.mark.parametrize("step, expected", [(None, 0.1), (0.05, 2.0), (0.5, 0.2)])
+def test_latent_lr_is_in_feature_units_with_a_fixed_step(step: float | None,
+                                                         expected: float) -> None:
+    lrs = _lrs(dataclasses.replace(GRID, latent_step=step))
+    assert lrs["latents"] == pytest.approx(expected)
+    assert lrs["decoder"] == 1e-4
+
+
+def test_float_grid_ignores_the_step() -> None:
+    lrs = _lrs(dataclasses.replace(GRID, compressed=False, latent_step=0.05))
+    assert lrs["latents"] == pytest.approx(0.1) and "decoder" not in lrs
+
+
+def test_fixed_step_training_moves_latents_by_whole_units() -> None:
+    torch.manual_seed(0)
+    field = ImageField(dataclasses.replace(GRID, latent_step=0.01), ImageNefConfig(8, 1),
+                       channels=3)
+    coords, target = torch.rand(256, 2), torch.rand(256, 3)
+    before = field.grid.latents.detach().clone()
+    trainer = RDTrainer(field, TRAIN)
+    for _ in range(TRAIN.iterations):
+        trainer.step(lambda: torch.mean((field(coords) - target) ** 2))
+    moved = (field.grid.latents.detach() - before).abs().max()
+    assert moved > 1.0, "the latents' lr (0.1 / 0.01 = 10 per step) should move whole units"

@@ -74,7 +74,7 @@ def test_grid_config_mapping():
 @pytest.mark.parametrize("key,value,needle", [
     ("multiscale_type", "max", "grid.multiscale_type"), ("num_lods", 0, "grid.num_lods"),
     ("min_grid_res", 32, "grid.min_grid_res"), ("latent_dim", 0, "grid.latent_dim"),
-    ("codebook_bitwidth", 0, "grid.codebook_bitwidth"), ("latent_step", 0.0, "grid.latent_step")])
+    ("codebook_bitwidth", 0, "grid.codebook_bitwidth"), ("latent_step", -1.0, "grid.latent_step")])
 def test_grid_config_rejects_bad_values(key, value, needle):
     with pytest.raises(ConfigError, match=needle):
         small_config(**{key: value})

@@ -68,11 +68,12 @@ def user_error_cause(exc: BaseException) -> ShaciraError | None:
 def grid_config_from_wisp(feature_dim: int, num_lods: int, codebook_bitwidth: int,
                           min_grid_res: int, max_grid_res: int, latent_dim: int,
                           latent_init: float, prior_init_scale: float,
-                          multiscale_type: str, latent_step: float | None = None) -> GridConfig:
+                          multiscale_type: str, latent_step: float = 0.0) -> GridConfig:
     """Our grid configuration from the arguments of ``ShaciraGrid.from_geometric``.
 
     ``num_lods`` -> levels, ``codebook_bitwidth`` -> log2 of the table size T,
-    ``min/max_grid_res`` -> resolutions of the coarsest/finest level.
+    ``min/max_grid_res`` -> resolutions of the coarsest/finest level, ``latent_step`` 0 ->
+    None (the decoder learns the step; Wisp's constructors take plain numbers only).
 
     Raises:
         ConfigError: a value out of range (named as ``grid.<argument>``).
@@ -88,12 +89,11 @@ def grid_config_from_wisp(feature_dim: int, num_lods: int, codebook_bitwidth: in
     require(latent_dim >= 1, f"grid.latent_dim must be >= 1, got {latent_dim}")
     require(latent_init > 0, f"grid.latent_init must be > 0, got {latent_init}")
     require(prior_init_scale > 0, f"grid.prior_init_scale must be > 0, got {prior_init_scale}")
-    require(latent_step is None or latent_step > 0,
-            f"grid.latent_step must be > 0 (or null), got {latent_step}")
+    require(latent_step >= 0, f"grid.latent_step must be >= 0 (0: learned), got {latent_step}")
     return GridConfig(num_levels=num_lods, min_res=min_grid_res, max_res=max_grid_res,
                       log2_table_size=codebook_bitwidth, feature_dim=feature_dim,
                       latent_dim=latent_dim, latent_init=latent_init, compressed=True,
-                      prior_init_scale=prior_init_scale, latent_step=latent_step)
+                      prior_init_scale=prior_init_scale, latent_step=latent_step or None)
 
 
 def wisp_coords_to_unit(coords: torch.Tensor) -> torch.Tensor:

@@ -76,7 +76,7 @@ class ShaciraGrid(HashGrid):
                        latent_dim: int = 1,
                        latent_init: float = 0.1,
                        prior_init_scale: float = 10.0,
-                       latent_step: float | None = None) -> ShaciraGrid:
+                       latent_step: float = 0.0) -> ShaciraGrid:
         """Builds a SHACIRA grid with Instant-NGP's geometric resolutions.
 
         Args:
@@ -90,8 +90,8 @@ class ShaciraGrid(HashGrid):
             latent_dim (int): Integer latents per row (D), decoded to F features.
             latent_init (float): Latents start uniform in [-latent_init, latent_init].
             prior_init_scale (float): Initial spread of the learned probability models.
-            latent_step (float, optional): Fixed quantisation step (the decoder starts as
-                this step times a unit matrix); see ``GridConfig.latent_step``.
+            latent_step (float): Fixed quantisation step (the decoder starts as this step
+                times a unit matrix; see ``GridConfig.latent_step``); 0 = learned.
         """
         config = grid_config_from_wisp(feature_dim, num_lods, codebook_bitwidth, min_grid_res,
                                        max_grid_res, latent_dim, latent_init, prior_init_scale,

@@ -80,9 +80,9 @@ def test_encoder_keeps_the_smaller_table_layout(wide: int, narrow: int, rows: in
     model = _two_level_model(wide, narrow, rows)
     data = encode_model(model)
     assert _table_mode(data) == mode
-    shared = pack_sections([(KIND_CONFIG, unpack_sections(data).sections[0].payload),
-                            (KIND_TABLES, _pack_tables(model, 16)),
-                            (KIND_WEIGHTS, unpack_sections(data).sections[2].payload)]
+    head = unpack_sections(data).sections
+    shared = pack_sections([(KIND_CONFIG, head[0].payload), (KIND_TABLES, _pack_tables(model, 16)),
+                            (KIND_WEIGHTS, head[2].payload)]
                            + [(KIND_LEVEL, p) for p in _level_payloads(model)])
     assert len(data) <= len(shared)
     back = decode_model(data)

@@ -24,7 +24,7 @@ import numpy as np
 from wisp_shacira.codec.coder import decode_symbols, encode_symbols
 from wisp_shacira.codec.container import (decode_varint, encode_varint, pack_sections,
                                           read_file_bytes, unpack_sections, write_atomic)
-from wisp_shacira.entropy.tables import FrequencyTable, histogram_table
+from wisp_shacira.entropy.tables import FrequencyTable, build_table, histogram_table
 from wisp_shacira.errors import BitstreamError
 
 KIND_CONFIG, KIND_TABLES, KIND_WEIGHTS, KIND_LEVEL = 1, 2, 3, 4
@@ -102,7 +102,7 @@ def _unpack_table(data: bytes, pos: int, precision: int) -> tuple[FrequencyTable
     low, pos = decode_varint(data, pos)
     count, pos = decode_varint(data, pos)
     if count == 1:
-        return FrequencyTable(_unzigzag(low), np.array([1 << precision], dtype=np.uint32)), pos
+        return build_table(np.ones(1), _unzigzag(low), precision), pos
     dtype = np.dtype("<u4" if precision > 16 else "<u2")
     end = pos + count * dtype.itemsize
     if count == 0 or end > len(data):

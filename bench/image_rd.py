@@ -7,6 +7,7 @@ images. Prints a table, saves a plot and a JSON file under ``bench/results/``.
 
     python bench/image_rd.py --images 4 --jobs 2     # configs/shacira_kodak.yaml: 4,000 steps
     python bench/image_rd.py --names kodim23 --points 10:2e-4,12:5e-5 --iterations 500
+    python bench/image_rd.py --points 15:1e-4 --merge earlier/image_rd.json --out both  # add a point
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from wisp_shacira.config import build_config, load_yaml, merge, parse_overrides 
 from wisp_shacira.tasks.image import AppConfig, compress_one  # noqa: E402
 
 CODECS = ("jpeg", "webp", "jpeg2000")
-DEFAULT_POINTS = "11:1e-4,12:3e-5,13:5e-6"
+DEFAULT_POINTS = "11:1e-4,12:1e-4,13:1e-4,14:1e-4,15:1e-4"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -49,6 +50,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1, help="images compressed in parallel")
     parser.add_argument("--device", default="auto", help="trainer.device: auto, cpu or cuda")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "image_rd")
+    parser.add_argument("--merge", type=Path, action="append", default=[], metavar="JSON",
+                        help="an earlier run's image_rd.json (same images and steps) whose "
+                             "points join this table and plot (repeatable)")
     return parser.parse_args(argv)
 
 
@@ -89,6 +93,14 @@ def one_point(image: Path, log2_t: int, lam: float, args) -> dict:
     return entry
 
 
+def describe(args: argparse.Namespace) -> dict:
+    """What a run of ``args`` is measured on: images, steps, batch, device."""
+    first = args.points.split(",")[0].split(":")
+    config = point_config(int(first[0]), float(first[1]), args)
+    return {"images": [i.stem for i in select_images(args)], "iterations": config.trainer.iterations,
+            "set": args.set, "batch_size": config.trainer.batch_size, "device": args.device}
+
+
 def run(args: argparse.Namespace) -> dict:
     images = select_images(args)
     points = [(int(t), float(l)) for t, l in (p.split(":") for p in args.points.split(","))]
@@ -102,14 +114,38 @@ def run(args: argparse.Namespace) -> dict:
             entries = list(pool.map(one_point, *zip(*jobs), [args] * len(jobs)))
     else:
         entries = [one_point(image, t, l, args) for image, t, l in jobs]
-    config = point_config(*points[0], args)
-    return {"images": [i.stem for i in images], "iterations": config.trainer.iterations,
-            "set": args.set,
-            "batch_size": config.trainer.batch_size, "device": args.device,
-            "wall_seconds": time.perf_counter() - start,
+    return {**describe(args), "wall_seconds": time.perf_counter() - start,
             "points": [{"log2_table_size": t, "lambda_end": l,
                         "rows": entries[k * len(images):(k + 1) * len(images)]}
                        for k, (t, l) in enumerate(points)]}
+
+
+def load_earlier(args: argparse.Namespace) -> list[dict]:
+    """The ``--merge`` results, checked against this run before any training starts."""
+    this, written = describe(args), (args.out / "image_rd.json").resolve()
+    earlier = []
+    for path in args.merge:
+        if path.resolve() == written:
+            sys.exit(f"error: --merge {path}: this run writes that file; use another --out")
+        try:
+            other = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            sys.exit(f"error: --merge {path}: cannot read a benchmark result ({exc})")
+        for key in ("images", "iterations", "batch_size", "set"):
+            if other.get(key) != this[key]:
+                sys.exit(f"error: --merge {path}: {key} {other.get(key)} differs from this run's "
+                         f"{this[key]}")
+        earlier.append(other)
+    return earlier
+
+
+def merge_results(result: dict, earlier: list[dict]) -> dict:
+    """``result`` with the points of earlier runs added, sorted by table size."""
+    for other in earlier:
+        result["points"] += other["points"]
+        result["wall_seconds"] += other["wall_seconds"]
+    result["points"].sort(key=lambda p: (p["log2_table_size"], -p["lambda_end"]))
+    return result
 
 
 def summarise(result: dict) -> str:
@@ -145,7 +181,8 @@ def plot(result: dict, path: Path) -> None:
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    result = run(args)
+    earlier = load_earlier(args)
+    result = merge_results(run(args), earlier)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "image_rd.json").write_text(json.dumps(result, indent=2))
     plot(result, args.out / "image_rd.png")

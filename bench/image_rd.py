@@ -93,17 +93,21 @@ def one_point(image: Path, log2_t: int, lam: float, args) -> dict:
     return entry
 
 
+def parse_points(text: str) -> list[tuple[int, float]]:
+    """``"11:1e-4,12:5e-5"`` -> ``[(11, 1e-4), (12, 5e-5)]`` (log2 T, lambda_end)."""
+    return [(int(t), float(l)) for t, l in (p.split(":") for p in text.split(","))]
+
+
 def describe(args: argparse.Namespace) -> dict:
     """What a run of ``args`` is measured on: images, steps, batch, device."""
-    first = args.points.split(",")[0].split(":")
-    config = point_config(int(first[0]), float(first[1]), args)
+    config = point_config(*parse_points(args.points)[0], args)
     return {"images": [i.stem for i in select_images(args)], "iterations": config.trainer.iterations,
             "set": args.set, "batch_size": config.trainer.batch_size, "device": args.device}
 
 
 def run(args: argparse.Namespace) -> dict:
     images = select_images(args)
-    points = [(int(t), float(l)) for t, l in (p.split(":") for p in args.points.split(","))]
+    points = parse_points(args.points)
     jobs = [(image, t, l) for t, l in points for image in images]
     start = time.perf_counter()
     if args.jobs > 1:

@@ -1,0 +1,119 @@
+"""How the golden ``.shac`` files were written (kept as a record; never rerun for a
+version that already has files).
+
+Each format version's files were written once, by the code of the commit that wrote
+that version, from tiny inputs this script generates (no randomness outside seeded
+training). Usage, from a checkout of that commit::
+
+    PYTHONPATH=<checkout> python tests/golden/make_golden.py OUT_DIR
+
+writes ``OUT_DIR/{image,video,scene,image_per_level}.shac``. The checksums of their decoded outputs
+are recorded in ``tests/golden/manifest.json``; ``tests/test_golden.py`` decodes every
+file listed there in CI.
+"""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, DATA / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _image(work: Path) -> Path:
+    yy, xx = np.meshgrid(np.arange(16) + 0.5, np.arange(24) + 0.5, indexing="ij")
+    rgb = np.stack([xx / 24, yy / 16, 0.5 + 0.4 * np.sin(xx * yy / 40)], -1)
+    path = work / "image.png"
+    Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def _video(work: Path) -> Path:
+    frames = _load("make_demo_video").make_demo_frames(num_frames=4, size=16)
+    folder = work / "video"
+    folder.mkdir()
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"frame_{t:05d}.png")
+    return folder
+
+
+def _per_level_image(path: Path) -> None:
+    """An image file whose levels have very different latent spreads (so the writer keeps
+    per-level tables, table mode 1 from version 2 on); seeded random latents, no training."""
+    import dataclasses
+
+    import torch
+
+    from wisp_shacira.codec.model_io import write_shac
+    from wisp_shacira.fields.image import ImageField, ImageNefConfig
+    from wisp_shacira.grid.shacira_grid import GridConfig
+
+    torch.manual_seed(0)
+    grid = GridConfig(num_levels=4, min_res=4, max_res=32, log2_table_size=8, latent_dim=2)
+    nef = ImageNefConfig(hidden_dim=8)
+    field = ImageField(grid, nef, channels=3)
+    with torch.no_grad():
+        for level, spread in enumerate((12, 6, 1, 0)):
+            start, end = field.grid.layout.offsets[level], field.grid.layout.offsets[level + 1]
+            field.grid.latents[start:end] = torch.randint(-spread, spread + 1,
+                                                          (end - start, 2)).float()
+    field.round_weights()
+    config = {"task": "image", "grid": dataclasses.asdict(grid), "nef": dataclasses.asdict(nef),
+              "image": {"name": "per_level", "height": 12, "width": 20, "channels": 3,
+                        "bit_depth": 8}}
+    write_shac(path, field.to_shac_model(config))
+
+
+def main(out: Path) -> None:
+    from wisp_shacira.config import build_config
+    from wisp_shacira.tasks import image, nerf, video
+    from wisp_shacira.tasks.nerf_config import AppConfig as NerfConfig
+
+    print("writing with", image.__file__)
+    out.mkdir(parents=True, exist_ok=True)
+    grid = {"num_levels": 4, "min_res": 4, "max_res": 16, "log2_table_size": 8,
+            "feature_dim": 2, "latent_dim": 2}
+    trainer = {"iterations": 30, "seed": 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        cfg = build_config(image.AppConfig, {"grid": grid, "nef": {"hidden_dim": 8},
+                                             "dataset": {"path": str(_image(work))},
+                                             "trainer": {**trainer, "batch_size": 0}})
+        image.run(cfg, work / "image_run")
+        shutil.copy(work / "image_run" / "image.shac", out / "image.shac")
+        cfg = build_config(video.AppConfig, {"grid": grid, "nef": {"hidden_dim": 8},
+                                             "dataset": {"path": str(_video(work))},
+                                             "trainer": {**trainer, "batch_size": 256}})
+        video.run(cfg, work / "video_run")
+        shutil.copy(work / "video_run" / "video.shac", out / "video.shac")
+        scene = _load("make_demo_scene").make_demo_scene(work / "scene", size=16, n_train=4,
+                                                         n_val=1, n_test=1, seed=3, supersample=1)
+        cfg = build_config(NerfConfig, {
+            "output": str(work / "scene_run"),
+            "grid": {**grid, "latent_dim": 1},
+            "nef": {"hidden_dim": 8, "geo_feat_dim": 3, "color_hidden_dim": 8,
+                    "color_num_layers": 1},
+            "tracer": {"num_samples": 8, "chunk_size": 1024},
+            "dataset": {"path": str(scene)},
+            "trainer": {**trainer, "rays_per_batch": 64, "occupancy_resolution": 4,
+                        "occupancy_every": 4, "occupancy_warmup": 8, "val_every": 0,
+                        "checkpoint_every": 0, "rate_sample": 256}})
+        nerf.run(cfg, work / "scene_run")
+        shutil.copy(work / "scene_run" / "scene.shac", out / "scene.shac")
+    _per_level_image(out / "image_per_level.shac")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

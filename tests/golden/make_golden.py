@@ -7,9 +7,12 @@ training). Usage, from a checkout of that commit::
 
     PYTHONPATH=<checkout> python tests/golden/make_golden.py OUT_DIR
 
-writes ``OUT_DIR/{image,video,scene,image_per_level}.shac``. The checksums of their decoded outputs
-are recorded in ``tests/golden/manifest.json``; ``tests/test_golden.py`` decodes every
-file listed there in CI.
+writes ``OUT_DIR/{image,video,scene,image_per_level}.shac``. Each folder
+``v<version>_<commit>`` holds the files of the writer at that commit (``image_per_level``
+only from version 2 on, which introduced per-level tables). The checksums of their
+decoded outputs are recorded in ``tests/golden/manifest.json``; ``tests/test_golden.py``
+decodes every file listed there in CI. Folders: ``v1_738321d`` and ``v1_9a01d5c``
+(float16 MLP heads), ``v1_846fed1`` (int8 heads), ``v2_5c596a8`` (per-level tables).
 """
 from __future__ import annotations
 

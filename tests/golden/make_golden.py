@@ -9,10 +9,11 @@ training). Usage, from a checkout of that commit::
 
 writes ``OUT_DIR/{image,video,scene,image_per_level}.shac``. Each folder
 ``v<version>_<commit>`` holds the files of the writer at that commit (``image_per_level``
-only from version 2 on, which introduced per-level tables). The checksums of their
+random latents, no training; per-level tables from version 2 on). The checksums of their
 decoded outputs are recorded in ``tests/golden/manifest.json``; ``tests/test_golden.py``
-decodes every file listed there in CI. Folders: ``v1_738321d`` and ``v1_9a01d5c``
-(float16 MLP heads), ``v1_846fed1`` (int8 heads), ``v2_5c596a8`` (per-level tables).
+decodes every file listed there in CI. Folders: ``v1_9a01d5c`` (float16 MLP heads; the
+first writer with all three tasks, 738321d, wrote the same bytes), ``v1_846fed1`` (int8
+heads), ``v2_5c596a8`` (per-level tables), ``v3_<commit>`` (exact integer coding).
 """
 from __future__ import annotations
 
@@ -88,7 +89,8 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     grid = {"num_levels": 4, "min_res": 4, "max_res": 16, "log2_table_size": 8,
             "feature_dim": 2, "latent_dim": 2}
-    trainer = {"iterations": 30, "seed": 0}
+    trainer = {"iterations": 400, "seed": 0, "lr_mlp": 0.03, "lambda_start": 1e-5,
+               "lambda_end": 1e-5}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cfg = build_config(image.AppConfig, {"grid": grid, "nef": {"hidden_dim": 8},
@@ -110,7 +112,7 @@ def main(out: Path) -> None:
                     "color_num_layers": 1},
             "tracer": {"num_samples": 8, "chunk_size": 1024},
             "dataset": {"path": str(scene)},
-            "trainer": {**trainer, "rays_per_batch": 64, "occupancy_resolution": 4,
+            "trainer": {"iterations": 60, "seed": 0, "rays_per_batch": 64, "occupancy_resolution": 4,
                         "occupancy_every": 4, "occupancy_warmup": 8, "val_every": 0,
                         "checkpoint_every": 0, "rate_sample": 256}})
         nerf.run(cfg, work / "scene_run")

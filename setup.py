@@ -15,7 +15,7 @@ setup(
     install_requires=[
         "torch>=2.1,<2.15",
         "numpy>=1.24",
-        "constriction>=0.4",
+        "constriction>=0.5,<0.6",  # tested: 0.5.0; verify_coder() checks exactness at run time
         "PyYAML>=6",
         "pypng>=0.20220715",
         "tqdm>=4.60",

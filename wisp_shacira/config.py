@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -128,8 +129,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
-        item = args[0] if args else Any
-        items = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        fixed = origin is tuple and len(args) > 1 and args[-1] is not Ellipsis
+        if fixed and len(value) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+        items = [_coerce(v, args[i] if fixed else (args[0] if args else Any), f"{where}[{i}]")
+                 for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     return _coerce_scalar(value, hint, where)
 
@@ -140,10 +144,12 @@ def _coerce_scalar(value: Any, hint: Any, where: str) -> Any:
     if hint is float:
         if isinstance(value, str):
             try:
-                return float(value)
+                value = float(value)
             except ValueError:
                 pass
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: {value!r} is not a finite number")
             return float(value)
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -168,6 +174,11 @@ def build_config(cls: type, data: dict, where: str = "") -> Any:
         prefix = f"{where}." if where else ""
         raise ConfigError(f"unknown config key {prefix}{unknown[0]} "
                           f"(known: {', '.join(sorted(names))})")
+    required = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in data
+                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if required:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(f"missing config key {prefix}{required[0]}")
     kwargs = {}
     for name, value in data.items():
         path = f"{where}.{name}" if where else name

@@ -20,3 +20,9 @@ class DataError(ShaciraError):
 
 class BitstreamError(ShaciraError):
     """A .shac file that is not one, is truncated, or fails its checksum."""
+
+
+class OutputError(ShaciraError):
+    """An output that cannot be written: a suffix the output cannot have, an unwritable
+    folder, a full disk, or a read-only existing file the user did not ask to replace
+    (``--force``)."""

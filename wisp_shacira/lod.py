@@ -22,19 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wisp_shacira.codec.container import (MAGIC, encode_varint, read_file_bytes,
-                                          unpack_sections, write_atomic)
+from wisp_shacira.codec.container import read_file_bytes, unpack_sections, write_atomic
 from wisp_shacira.codec.model_io import KIND_LEVEL, ShacModel, decode_model
-from wisp_shacira.config import build_config
 from wisp_shacira.datasets.image import encode_png
 from wisp_shacira.datasets.video import save_video
 from wisp_shacira.errors import BitstreamError, ConfigError
-from wisp_shacira.fields.nerf import NerfNefConfig, RadianceField
-from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.tasks import image as image_task
 from wisp_shacira.tasks import video as video_task
-from wisp_shacira.tasks.common import check_not_input
-from wisp_shacira.tasks.nerf_eval import (SceneModel, render_views, scene_model_from,
+from wisp_shacira.tasks.common import prepare_decode_output
+from wisp_shacira.tasks.nerf_eval import (SceneModel, render_views, scene_field, scene_model_from,
                                           turntable_poses)
 
 TASKS = ("image", "video", "nerf")
@@ -89,7 +85,7 @@ class LodStream:
 def level_prefix_bytes(data: bytes, name: str = "<bytes>") -> list[int]:
     """Bytes of the shortest prefix of ``data`` holding each intact level section."""
     container = unpack_sections(data, name, partial=True)
-    pos = len(MAGIC) + 1 + len(encode_varint(container.declared))
+    pos = container.header_nbytes
     ends = []
     for section in container.sections:
         pos += section.nbytes
@@ -149,10 +145,9 @@ class ImageSource(PlanarSource):
     kind = "image"
 
     def __init__(self, model: ShacModel, name: str) -> None:
-        self.field = image_task.field_from_model(model, name)
-        meta = model.config["image"]
-        self.height, self.width = int(meta["height"]), int(meta["width"])
-        self.channels, self.bit_depth = int(meta["channels"]), int(meta["bit_depth"])
+        self.field, meta = image_task.field_from_model(model, name)
+        self.height, self.width = meta.height, meta.width
+        self.channels, self.bit_depth = meta.channels, meta.bit_depth
         self.num_frames, self.num_levels = 1, model.num_levels
 
     @torch.no_grad()
@@ -174,8 +169,8 @@ class VideoSource(PlanarSource):
 
     def __init__(self, model: ShacModel, name: str) -> None:
         self.field, meta = video_task.field_from_model(model, name)
-        self.height, self.width, self.channels = meta["height"], meta["width"], 3
-        self.num_frames, self.fps, self.num_levels = meta["num_frames"], meta["fps"], model.num_levels
+        self.height, self.width, self.channels = meta.height, meta.width, 3
+        self.num_frames, self.fps, self.num_levels = meta.num_frames, meta.fps, model.num_levels
 
     @torch.no_grad()
     def colours(self, coords: torch.Tensor, lod: int, frame: int = 0) -> torch.Tensor:
@@ -193,24 +188,6 @@ class VideoSource(PlanarSource):
         return rgb.reshape(self.height, self.width, 3).numpy()
 
 
-def _radiance_field(model: ShacModel, name: str) -> RadianceField:
-    config = model.config
-    if config.get("task") != "nerf":
-        raise BitstreamError(f"{name}: holds a {config.get('task')!r} model, not a nerf scene")
-    try:
-        grid_cfg = build_config(GridConfig, config["grid"], "grid")
-        nef_cfg = build_config(NerfNefConfig, config["nef"], "nef")
-        for key in ("fx", "fy", "cx", "cy", "orbit_radius", "orbit_height"):
-            float(config["camera"][key])
-        for key in ("height", "width"):
-            int(config["scene"][key])
-    except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise BitstreamError(f"{name}: malformed nerf configuration ({exc})") from exc
-    field = RadianceField(grid_cfg, nef_cfg)
-    field.load_shac_model(model)
-    return field.eval()
-
-
 class SceneSource:
     """Renders a radiance-field model at any LOD with the project's tracer.
 
@@ -223,9 +200,8 @@ class SceneSource:
 
     def __init__(self, model: ShacModel, name: str) -> None:
         self.name, self.meta, self.num_levels = name, model.config, model.num_levels
-        self.field = _radiance_field(model, name)
-        self.height = int(self.meta["scene"]["height"])
-        self.width = int(self.meta["scene"]["width"])
+        self.field, cfg = scene_field(model, name)
+        self.height, self.width = cfg.scene.height, cfg.scene.width
         self._scenes: dict[int, SceneModel] = {}
         self._lock = threading.Lock()
 
@@ -275,10 +251,12 @@ def turntable(source: SceneSource, lod: int, frames: int = TURNTABLE_FRAMES) -> 
                          source.height, source.width)
 
 
-def decode_partial(path: Path, out: Path, max_lod: int | None = None) -> tuple[Path, LodStream]:
+def decode_partial(path: Path, out: Path, max_lod: int | None = None, *,
+                   force: bool = False) -> tuple[Path, LodStream]:
     """``wisp-shacira decode --partial``: decode the levels a possibly truncated or
     damaged file holds and write them as ``decode`` writes a whole file (image: PNG;
-    video: video file or frame folder; scene: turntable).
+    video: video file or frame folder; scene: turntable). ``force`` replaces a
+    read-only output; the output path is checked before rendering.
 
     Returns:
         (the written path, the stream; its :meth:`LodStream.warning` says what was missing).
@@ -286,13 +264,10 @@ def decode_partial(path: Path, out: Path, max_lod: int | None = None) -> tuple[P
     stream = open_stream(path, max_lod, partial=True)
     source = open_source(stream)
     lod = stream.available
+    out = prepare_decode_output(stream.task, Path(path), Path(out), force)
     if isinstance(source, ImageSource):
-        if out.suffix.lower() != ".png":
-            out = out.with_suffix(".png") if out.suffix else out / f"{Path(path).stem}.png"
-        check_not_input(out, [Path(path)])
-        write_atomic(out, encode_png(source.full_frame(lod), source.bit_depth))
+        write_atomic(out, encode_png(source.full_frame(lod), source.bit_depth), force=force)
         return out, stream
-    check_not_input(out, [Path(path)])
     if isinstance(source, VideoSource):
-        return save_video(source.frames(lod), out, fps=source.fps), stream
-    return save_video(turntable(source, lod), out, fps=24.0), stream
+        return save_video(source.frames(lod), out, fps=source.fps, force=force), stream
+    return save_video(turntable(source, lod), out, fps=24.0, force=force), stream

@@ -199,8 +199,8 @@ def analyse(path: str | Path, reference: Path | None = None, poses: Path | None 
                      stream.warning(), [_rgb8(views[target.preview]) for views in renders])
 
 
-def save_plot(report: LodReport, path: Path) -> None:
-    """Bytes-vs-PSNR curve of the LODs as a PNG."""
+def save_plot(report: LodReport, path: Path, force: bool = False) -> None:
+    """Bytes-vs-PSNR curve of the LODs as a PNG (``force``: replace a read-only file)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -219,11 +219,13 @@ def save_plot(report: LodReport, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(buffer, format="png")
     plt.close(fig)
-    write_atomic(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue(), force=force)
 
 
-def save_strip(report: LodReport, path: Path, tile_height: int = 160, columns: int = 8) -> None:
-    """One labelled render per LOD, ``columns`` per row, as a PNG."""
+def save_strip(report: LodReport, path: Path, tile_height: int = 160, columns: int = 8,
+               force: bool = False) -> None:
+    """One labelled render per LOD, ``columns`` per row, as a PNG (``force``: replace a
+    read-only file)."""
     first = report.previews[0]
     tile_w = max(1, round(first.shape[1] * tile_height / first.shape[0]))
     label_h, pad = 34, 4
@@ -242,4 +244,4 @@ def save_strip(report: LodReport, path: Path, tile_height: int = 160, columns: i
                   fill=(0, 0, 0), font=font)
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG")
-    write_atomic(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue(), force=force)

@@ -6,7 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import constriction
+
+from wisp_shacira.codec import coder
 from wisp_shacira.codec.coder import decode_symbols, encode_symbols
+from wisp_shacira.codec.container import CODER_LEGACY
 from wisp_shacira.entropy.tables import FrequencyTable, build_table
 
 
@@ -71,3 +75,53 @@ def test_out_of_range_symbols_and_bad_data_are_rejected() -> None:
         encode_symbols(np.array([[5]], dtype=np.int32), tables)
     with pytest.raises(ValueError):
         decode_symbols(b"\x01\x02\x03", 4, tables)
+
+
+def _random_table(rng: np.random.Generator, precision: int = 16) -> FrequencyTable:
+    count = int(rng.integers(2, 400))
+    return build_table(rng.random(count) ** 4, int(rng.integers(-50, 50)), precision)
+
+
+def test_constriction_uses_exactly_the_integer_table() -> None:
+    """Crafted coder states at every CDF boundary decode to the symbols the file's integer
+    table says, for the exact (version 3) and the legacy (versions 1-2) layouts."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        table = _random_table(rng, int(rng.integers(9, 25)))
+        assert coder.cdf_boundaries_hold(coder.exact_cdf(table))
+        assert coder.cdf_boundaries_hold(coder.legacy_cdf(table))
+    table = build_table(np.array([0.5, 0.25, 0.25]), 0, 4)
+    assert coder.exact_cdf(table).tolist() == [0, 8 << 20, 12 << 20, 16 << 20]
+
+
+def test_legacy_tables_reproduce_what_versions_1_and_2_coded_with() -> None:
+    """The legacy CDF, computed by this package, codes identically to the float model the old
+    writer handed to constriction (``Categorical(freqs / sum, perfect=False)``)."""
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        table = _random_table(rng)
+        symbols = rng.integers(0, table.num_symbols, size=300).astype(np.int32)
+        probs = table.freqs.astype(np.float64) / float(table.freqs.sum())
+        old = constriction.stream.stack.AnsCoder()
+        old.encode_reverse(symbols, constriction.stream.model.Categorical(probs, perfect=False))
+        data = encode_symbols(symbols[:, None] + table.low, [table], CODER_LEGACY)
+        assert old.get_compressed().astype("<u4").tobytes() == data
+
+
+def test_coded_size_is_the_integer_tables_ideal_code_length() -> None:
+    rng = np.random.default_rng(2)
+    table = build_table(np.array([0.6, 0.25, 0.1, 0.05]), -1, 12)
+    symbols = rng.choice(4, size=20000, p=[0.6, 0.25, 0.1, 0.05]) - 1
+    data = encode_symbols(symbols[:, None].astype(np.int32), [table])
+    ideal = -np.log2(table.freqs[symbols + 1] / 4096.0).sum()
+    assert ideal <= len(data) * 8 <= ideal + 64
+
+
+def test_blocks_that_do_not_fit_their_tables_are_refused() -> None:
+    tables = [build_table(np.ones(4), -2)]
+    with pytest.raises(ValueError, match="unread data|failed"):
+        decode_symbols(b"\0\0\0\1" * 8, 5, tables)
+    with pytest.raises(ValueError, match="codes no symbols"):
+        decode_symbols(b"\0\0\0\1", 5, [build_table(np.ones(1), 0)])
+    with pytest.raises(ValueError, match="whole number"):
+        decode_symbols(b"\1\2\3", 5, tables)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from wisp_shacira.codec.container import (decode_varint, encode_varint, pack_sections,
-                                          unpack_sections, write_atomic)
+from wisp_shacira.codec.container import (CODER_LEGACY, decode_varint, encode_varint,
+                                          pack_sections, unpack_sections, write_atomic)
 from wisp_shacira.errors import BitstreamError
 
 SECTIONS = [(1, b"config"), (2, b""), (4, bytes(range(256)) * 3), (4, b"x" * 10)]
@@ -21,7 +21,7 @@ def test_round_trip_and_sizes() -> None:
     container = unpack_sections(data)
     assert [(s.kind, s.payload) for s in container.sections] == SECTIONS
     header = len(data) - sum(s.nbytes for s in container.sections)
-    assert header == 6
+    assert header == 7   # magic, version, coder, section count
 
 
 def test_every_truncation_is_an_error_naming_the_problem() -> None:
@@ -64,3 +64,42 @@ def test_write_atomic_leaves_no_temporary_files(tmp_path) -> None:
     write_atomic(target, b"defg")
     assert target.read_bytes() == b"defg"
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.bin"]
+
+
+def _raw_sections(data: bytes) -> list[bytes]:
+    """The encoded sections (header, crc and payload) of a container, as bytes."""
+    container = unpack_sections(data)
+    pos, out = container.header_nbytes, []
+    for section in container.sections:
+        out.append(data[pos:pos + section.nbytes])
+        pos += section.nbytes
+    return out
+
+
+def test_chained_checksums_catch_moved_duplicated_and_spliced_sections() -> None:
+    data = pack_sections(SECTIONS)
+    head = data[:unpack_sections(data).header_nbytes]
+    raw = _raw_sections(data)
+    other = _raw_sections(pack_sections([(1, b"other"), (2, b""), (4, b"y" * 7), (4, b"x" * 10)]))
+    for sections in ([raw[0], raw[1], raw[3], raw[2]], [raw[0], raw[1], raw[2], raw[2]],
+                     [raw[0], raw[1], other[2], raw[3]]):
+        with pytest.raises(BitstreamError, match="checksum"):
+            unpack_sections(head + b"".join(sections), "f.shac")
+    recounted = head[:-1] + bytes([3])
+    with pytest.raises(BitstreamError, match="checksum"):
+        unpack_sections(recounted + b"".join(raw[:3]), "f.shac")
+
+
+def test_coder_byte_is_recorded_and_unknown_coders_are_refused() -> None:
+    data = pack_sections(SECTIONS)
+    assert data[4] == 3 and unpack_sections(data).coder == 1
+    with pytest.raises(BitstreamError, match="unknown coder layout 7"):
+        unpack_sections(data[:5] + b"\x07" + data[6:])
+    old = unpack_sections(pack_sections(SECTIONS, version=2))
+    assert old.version == 2 and old.coder == CODER_LEGACY and old.header_nbytes == 6
+    assert [(s.kind, s.payload) for s in old.sections] == SECTIONS
+
+
+def test_absurd_section_counts_are_refused_before_reading() -> None:
+    with pytest.raises(BitstreamError, match="sections declared"):
+        unpack_sections(b"SHAC\x03\x01" + encode_varint(2**40), "f.shac")

@@ -98,8 +98,16 @@ def test_environment_variable_forces_a_backend(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(ConfigError, match="WISP_SHACIRA_ENCODING"):
         select_backend(table, coords, None)
     monkeypatch.setenv(fast.ENV_VAR, "plan")
-    with pytest.raises(ValueError, match="needs a plan"):
-        select_backend(table, coords, None)
+    assert select_backend(table, coords, None) in ("numba", "torch")   # no plan: automatic
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("numba", marks=needs_numba)])
+@pytest.mark.parametrize("config", CONFIGS)
+def test_forward_outputs_are_bit_identical_across_backends(backend: str, config: tuple) -> None:
+    """Decoding may run on any backend: the features (not just close) must be the same."""
+    layout, table, coords, _ = _inputs(*config, num_points=5000)
+    want = encode_reference(table, coords, layout)
+    assert torch.equal(encode(table, coords, layout, backend=backend), want)
 
 
 def test_fallback_when_numba_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:

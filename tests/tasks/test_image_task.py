@@ -69,7 +69,7 @@ def test_gray_alpha_and_16_bit_images(tmp_path, channels: int, dtype) -> None:
     compress_one(src, cfg, tmp_path / "out")
     pixels, meta, _ = decode_pixels(tmp_path / "out" / "img.shac")
     assert pixels.shape == (24, 32, channels)
-    assert meta["bit_depth"] == (16 if dtype == np.uint16 else 8)
+    assert meta.bit_depth == (16 if dtype == np.uint16 else 8)
     out = load_image(tmp_path / "out" / "img.png")
     assert out.bit_depth == 8 * np.dtype(dtype).itemsize and out.channels == channels
     assert np.array_equal(out.pixels, pixels)

@@ -83,7 +83,7 @@ def test_decode_in_fresh_process_matches(trained, tmp_path: Path) -> None:
     _, shac, _ = trained
     frames, meta, _ = decode_frames(shac)
     assert frames.shape == (T, H, W, 3) and frames.dtype == np.uint8
-    assert meta["name"] == "clip" and meta["num_frames"] == T
+    assert meta.name == "clip" and meta.num_frames == T
     result = _cli("-m", "wisp_shacira.cli.main", "decode", str(shac), "-o", str(tmp_path / "dec"))
     assert result.returncode == 0, result.stderr
     assert np.array_equal(load_video(tmp_path / "dec"), frames)

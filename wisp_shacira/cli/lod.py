@@ -9,7 +9,9 @@ including that level) and its PSNR: against ``--reference`` (the original image 
 video), against the views of ``--poses`` that have images (a scene), or else against
 the highest LOD. Writes ``DIR/lod.json``, ``DIR/lod_psnr.png`` (bytes vs PSNR) and
 ``DIR/lod_strip.png`` (one render per LOD); DIR defaults to ``FILE_lod`` beside the
-file. A truncated or damaged file is measured on the levels it fully holds.
+file. A truncated or damaged file is measured on the levels it fully holds. The
+outputs are checked (folder name, writability) before anything is decoded;
+``--force`` replaces read-only ones.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import math
 import sys
 from pathlib import Path
 
+from wisp_shacira.cli.options import add_force, add_max_memory, check_output_folder
 from wisp_shacira.cli.report import format_table
 from wisp_shacira.errors import ConfigError
 
@@ -32,16 +35,19 @@ def _table(report) -> str:
 def cmd_lod(args: argparse.Namespace) -> None:
     """Measure every LOD of ``args.file``; print the table and write the outputs."""
     from wisp_shacira.lod_report import analyse, save_plot, save_strip
+    from wisp_shacira.outputs import check_writable
     from wisp_shacira.tasks.common import check_not_input, write_json
 
     source = Path(args.file)
     if args.views is not None and args.views < 1:
         raise ConfigError(f"--views must be >= 1, got {args.views}")
     out_dir = Path(args.output) if args.output else source.with_name(f"{source.stem}_lod")
+    check_output_folder(out_dir)
     targets = [out_dir / n for n in ("lod.json", "lod_psnr.png", "lod_strip.png")]
     inputs = [source] + [Path(p) for p in (args.reference, args.poses) if p]
     for target in targets:
         check_not_input(target, inputs)
+        check_writable(target, args.force)
     report = analyse(source, Path(args.reference) if args.reference else None,
                      Path(args.poses) if args.poses else None, args.views)
     if report.warning:
@@ -49,9 +55,9 @@ def cmd_lod(args: argparse.Namespace) -> None:
     print(f"{source}: {report.task}, {report.num_levels} levels, {report.total_bytes} bytes; "
           f"PSNR vs {report.reference}")
     print(_table(report))
-    write_json(targets[0], report.to_json())
-    save_plot(report, targets[1])
-    save_strip(report, targets[2])
+    write_json(targets[0], report.to_json(), force=args.force)
+    save_plot(report, targets[1], force=args.force)
+    save_strip(report, targets[2], force=args.force)
     print(f"wrote {targets[0]}, {targets[1].name}, {targets[2].name}")
 
 
@@ -67,4 +73,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="scene: transforms JSON whose views (with images) are measured")
     parser.add_argument("--views", type=int, default=None,
                         help="scene: measure at most N views of --poses")
+    add_force(parser)
+    add_max_memory(parser)
     parser.set_defaults(func=cmd_lod)

@@ -2,6 +2,8 @@
 
 Subcommands: ``info FILE`` (sections and byte sizes), ``decode FILE -o OUT``
 (rebuild the signal from the file alone). User errors print one line and exit 2.
+Commands that write files refuse to replace a read-only output unless ``--force``;
+``--max-memory SIZE`` bounds the memory a decode may need.
 """
 from __future__ import annotations
 
@@ -12,10 +14,13 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from wisp_shacira.cli.options import (add_force, add_max_memory, apply_max_memory,
+                                      check_max_lod, read_header)
 from wisp_shacira.cli.report import format_table
 from wisp_shacira.codec.model_io import read_shac, section_summary
 from wisp_shacira.errors import ShaciraError
 from wisp_shacira.tasks import get_task
+from wisp_shacira.tasks.common import prepare_decode_output
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -30,17 +35,25 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
-    """Rebuild the signal stored in a file (task taken from the file)."""
+    """Rebuild the signal stored in a file (task taken from the file).
+
+    The header, ``--max-lod`` and the output path (suffix, writability, read-only
+    existing output) are checked before any level is decoded.
+    """
+    source, output = Path(args.file), Path(args.output)
+    header = read_header(source, partial=args.partial)
+    name = header.config.get("task") if isinstance(header.config, dict) else None
+    task = get_task(name)
+    check_max_lod(source, args.max_lod, header.num_levels)
+    prepare_decode_output(str(name), source, output, args.force)
     if args.partial:
         from wisp_shacira.lod import decode_partial
-        out, stream = decode_partial(Path(args.file), Path(args.output), args.max_lod)
+        out, stream = decode_partial(source, output, args.max_lod, force=args.force)
         if stream.warning():
             print(f"warning: {stream.warning()}", file=sys.stderr)
         print(f"wrote {out} (LOD {stream.available} of {stream.num_levels})")
         return
-    model = read_shac(args.file, max_lod=0, partial=False)
-    task = get_task(model.config.get("task"))
-    out = task.decode(Path(args.file), Path(args.output), max_lod=args.max_lod)
+    out = task.decode(source, output, max_lod=args.max_lod, force=args.force)
     print(f"wrote {out}")
 
 
@@ -55,13 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="list the sections of a .shac file")
     info.add_argument("file")
+    add_max_memory(info)
     info.set_defaults(func=cmd_info)
     dec = sub.add_parser("decode", help="decode a .shac file (image -> PNG, video -> MP4/frames)")
     dec.add_argument("file")
     dec.add_argument("-o", "--output", required=True, help="output file or folder")
-    dec.add_argument("--max-lod", type=int, default=None, help="decode levels 0..N-1 only")
+    dec.add_argument("--max-lod", type=int, default=None,
+                     help="decode levels 0..N-1 only (N in 1..levels of the file)")
     dec.add_argument("--partial", action="store_true",
                      help="accept a truncated/damaged stream: decode the levels it fully holds")
+    add_force(dec)
+    add_max_memory(dec)
     dec.set_defaults(func=cmd_decode)
     for name in EXTRA_COMMANDS:
         try:
@@ -87,11 +104,18 @@ def run_guarded(func: Callable[[], None]) -> int:
     return 0
 
 
+def _dispatch(args: argparse.Namespace) -> None:
+    """Apply the options every subcommand shares, then run the subcommand."""
+    apply_max_memory(args)
+    args.func(args)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``wisp-shacira``; returns the exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    return run_guarded(lambda: args.func(args))
+    return run_guarded(lambda: _dispatch(args))
 
 
 if __name__ == "__main__":

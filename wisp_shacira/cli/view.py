@@ -19,6 +19,7 @@ import logging
 import sys
 import threading
 
+from wisp_shacira.cli.options import add_max_memory
 from wisp_shacira.errors import ConfigError
 
 
@@ -54,4 +55,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     parser.add_argument("--seconds", type=float, default=None,
                         help="stop after this many seconds (default: run until Ctrl-C)")
+    add_max_memory(parser)
     parser.set_defaults(func=cmd_view)

@@ -2,8 +2,16 @@
 
 Layout (all integers little-endian; ``varint`` = unsigned LEB128)::
 
-    b"SHAC" | version: u8 | num_sections: varint
-    then per section:  kind: u8 | length: varint | crc32(payload): u32 | payload
+    b"SHAC" | version: u8 | [coder: u8, version >= 3] | num_sections: varint
+    then per section:  kind: u8 | length: varint | crc32: u32 | payload
+
+``coder`` names the entropy-coder layout that wrote the level sections (see
+:mod:`wisp_shacira.codec.coder`); files of versions 1 and 2 have no coder byte and
+use the legacy layout. From version 3 on the checksums are *chained*: section ``i``
+stores ``crc32(payload_i, start=crc_{i-1})`` with ``crc_{-1} = crc32(header)``, so a
+section moved, duplicated or spliced in from another file fails its checksum, and
+so does a header whose section count was changed. Versions 1 and 2 store
+``crc32(payload_i)``.
 
 The container knows nothing of grids or tasks: it stores ``(kind, payload)`` pairs
 in order and verifies them when read. A reader in ``partial`` mode returns the
@@ -13,16 +21,21 @@ which is what progressive (LOD) decoding of a stream prefix needs.
 from __future__ import annotations
 
 import os
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wisp_shacira.errors import BitstreamError
+from wisp_shacira.outputs import write_atomic as write_atomic  # noqa: F401  (re-exported)
 
 MAGIC = b"SHAC"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+CODER_LEGACY, CODER_EXACT = 0, 1
+"""Coder layouts: ``0`` = versions 1-2 (implicit), ``1`` = exact integer CDF (version 3)."""
+KNOWN_CODERS = (CODER_EXACT,)
+MAX_SECTIONS = 1 << 16
+"""More sections than any model has (3 headers + at most ``MAX_LEVELS`` levels)."""
 
 
 @dataclass
@@ -43,12 +56,16 @@ class Container:
         version: the file's format version.
         declared: how many sections the header announces.
         problem: why reading stopped early (partial mode), else None.
+        coder: the coder layout of the level sections (``CODER_LEGACY`` before version 3).
+        header_nbytes: bytes of the file header (magic, version, coder, count).
     """
 
     sections: list[Section] = field(default_factory=list)
     declared: int = 0
     problem: str | None = None
     version: int = VERSION
+    coder: int = CODER_EXACT
+    header_nbytes: int = 0
 
 
 def encode_varint(value: int) -> bytes:
@@ -80,13 +97,50 @@ def decode_varint(data: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("varint longer than 64 bits")
 
 
-def pack_sections(sections: list[tuple[int, bytes]], version: int = VERSION) -> bytes:
-    """Serialise ``(kind, payload)`` pairs into a container of format ``version``."""
-    out = bytearray(MAGIC + bytes([version]) + encode_varint(len(sections)))
+def _header(version: int, coder: int, count: int) -> bytes:
+    coder_byte = bytes([coder]) if version >= 3 else b""
+    return MAGIC + bytes([version]) + coder_byte + encode_varint(count)
+
+
+def pack_sections(sections: list[tuple[int, bytes]], version: int = VERSION,
+                  coder: int = CODER_EXACT) -> bytes:
+    """Serialise ``(kind, payload)`` pairs into a container of format ``version``.
+
+    ``coder`` is recorded from version 3 on (older versions imply ``CODER_LEGACY``).
+    """
+    header = _header(version, coder, len(sections))
+    out = bytearray(header)
+    crc = zlib.crc32(header)
     for kind, payload in sections:
+        crc = zlib.crc32(payload, crc) if version >= 3 else zlib.crc32(payload)
         out += bytes([kind]) + encode_varint(len(payload))
-        out += zlib.crc32(payload).to_bytes(4, "little") + payload
+        out += crc.to_bytes(4, "little") + payload
     return bytes(out)
+
+
+def _read_header(data: bytes, name: str) -> Container:
+    if len(data) < 5 or data[:4] != MAGIC:
+        raise BitstreamError(f"{name}: not a .shac file (bad magic bytes)")
+    version = data[4]
+    if version not in READABLE_VERSIONS:
+        raise BitstreamError(f"{name}: unsupported .shac format version {version} "
+                             f"(this build reads versions {READABLE_VERSIONS})")
+    pos, coder = 5, CODER_LEGACY
+    if version >= 3:
+        if len(data) < 6:
+            raise BitstreamError(f"{name}: truncated header (no coder byte)")
+        coder, pos = data[5], 6
+        if coder not in KNOWN_CODERS:
+            raise BitstreamError(f"{name}: unknown coder layout {coder} (this build knows "
+                                 f"{list(KNOWN_CODERS)}); it was written by a newer version")
+    try:
+        declared, pos = decode_varint(data, pos)
+    except (IndexError, ValueError) as exc:
+        raise BitstreamError(f"{name}: truncated header ({exc})") from exc
+    if declared > MAX_SECTIONS:
+        raise BitstreamError(f"{name}: corrupt header: {declared} sections declared "
+                             f"(at most {MAX_SECTIONS})")
+    return Container(declared=declared, version=version, coder=coder, header_nbytes=pos)
 
 
 def unpack_sections(data: bytes, name: str = "<bytes>", partial: bool = False) -> Container:
@@ -97,36 +151,30 @@ def unpack_sections(data: bytes, name: str = "<bytes>", partial: bool = False) -
         name: shown in error messages.
         partial: return the intact prefix instead of raising on truncation/damage.
     Raises:
-        BitstreamError: not a .shac file, unsupported version, or (unless ``partial``)
-            truncated or failing a checksum.
+        BitstreamError: not a .shac file, unsupported version or coder, or (unless
+            ``partial``) truncated, failing a checksum, or with trailing bytes.
     """
-    if len(data) < 5 or data[:4] != MAGIC:
-        raise BitstreamError(f"{name}: not a .shac file (bad magic bytes)")
-    if data[4] not in READABLE_VERSIONS:
-        raise BitstreamError(f"{name}: unsupported .shac format version {data[4]} "
-                             f"(this build reads versions {READABLE_VERSIONS})")
-    try:
-        declared, pos = decode_varint(data, 5)
-    except (IndexError, ValueError) as exc:
-        raise BitstreamError(f"{name}: truncated header ({exc})") from exc
-    result = Container(declared=declared, version=data[4])
-    for index in range(declared):
+    result = _read_header(data, name)
+    pos = result.header_nbytes
+    crc = zlib.crc32(data[:pos])
+    for index in range(result.declared):
         start = pos
         try:
             kind = data[pos]
             length, pos = decode_varint(data, pos + 1)
         except (IndexError, ValueError):
-            result.problem = f"truncated: section {index} of {declared} has no complete header"
+            result.problem = f"truncated: section {index} of {result.declared} has no complete header"
             break
         if pos + 4 + length > len(data):
-            result.problem = (f"truncated: section {index} of {declared} needs {length} bytes, "
-                              f"{max(0, len(data) - pos - 4)} present")
+            result.problem = (f"truncated: section {index} of {result.declared} needs {length} "
+                              f"bytes, {max(0, len(data) - pos - 4)} present")
             break
-        crc = int.from_bytes(data[pos:pos + 4], "little")
+        stored = int.from_bytes(data[pos:pos + 4], "little")
         payload = data[pos + 4:pos + 4 + length]
         pos += 4 + length
-        if zlib.crc32(payload) != crc:
-            result.problem = f"corrupt: checksum mismatch in section {index} of {declared}"
+        crc = zlib.crc32(payload, crc) if result.version >= 3 else zlib.crc32(payload)
+        if crc != stored:
+            result.problem = f"corrupt: checksum mismatch in section {index} of {result.declared}"
             break
         result.sections.append(Section(kind, payload, pos - start))
     if result.problem is None and pos != len(data):
@@ -144,22 +192,3 @@ def read_file_bytes(path: str | os.PathLike) -> bytes:
         raise BitstreamError(f"{path}: no such file") from exc
     except OSError as exc:
         raise BitstreamError(f"{path}: cannot read ({exc.strerror})") from exc
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename (no partial files)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

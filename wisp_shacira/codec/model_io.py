@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wisp_shacira.codec.coder import decode_symbols, encode_symbols
-from wisp_shacira.codec.container import (decode_varint, encode_varint, pack_sections,
-                                          read_file_bytes, unpack_sections, write_atomic)
-from wisp_shacira.entropy.tables import FrequencyTable, build_table, histogram_table
+from wisp_shacira.codec import limits
+from wisp_shacira.codec.coder import (CoderError, decode_symbols, encode_symbols,
+                                      table_precision)
+from wisp_shacira.codec.container import (CODER_EXACT, CODER_LEGACY, Container, decode_varint,
+                                          encode_varint, pack_sections, read_file_bytes,
+                                          unpack_sections, write_atomic)
+from wisp_shacira.entropy.tables import FrequencyTable, histogram_table
 from wisp_shacira.errors import BitstreamError
 
 KIND_CONFIG, KIND_TABLES, KIND_WEIGHTS, KIND_LEVEL = 1, 2, 3, 4
@@ -98,41 +101,72 @@ def _pack_tables(model: ShacModel, precision: int) -> bytes:
     return bytes(out)
 
 
-def _unpack_table(data: bytes, pos: int, precision: int) -> tuple[FrequencyTable, int]:
-    low, pos = decode_varint(data, pos)
-    count, pos = decode_varint(data, pos)
+class _Reader:
+    """Bounds-checked reading of one section's payload (errors are ValueErrors)."""
+
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data, self.pos, self.what = data, 0, what
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def varint(self, high: int, field_name: str) -> int:
+        try:
+            value, self.pos = decode_varint(self.data, self.pos)
+        except IndexError as exc:
+            raise ValueError(f"{self.what} ends inside {field_name}") from exc
+        if value > high:
+            raise ValueError(f"{self.what}: {field_name} {value} is above the limit {high}")
+        return value
+
+    def take(self, count: int) -> bytes:
+        if self.pos + count > len(self.data):
+            raise ValueError(f"{self.what} runs past the end of the section")
+        out = self.data[self.pos:self.pos + count]
+        self.pos += count
+        return out
+
+    def finish(self) -> None:
+        if self.pos != len(self.data):
+            raise ValueError(f"{self.what} has {len(self.data) - self.pos} trailing bytes")
+
+
+def _read_table(reader: _Reader, precision: int) -> FrequencyTable:
+    low = _unzigzag(reader.varint(1 << 32, "a table's smallest symbol"))
+    count = reader.varint(min(limits.MAX_TABLE_SYMBOLS, 1 << precision), "a table's symbol count")
+    if count == 0 or low < -(1 << 31) or low + count - 1 >= 1 << 31:
+        raise ValueError(f"table of {count} symbols from {low} is not a valid int32 range")
     if count == 1:
-        return build_table(np.ones(1), _unzigzag(low), precision), pos
+        return FrequencyTable(low, np.array([1 << precision], dtype=np.uint32))
     dtype = np.dtype("<u4" if precision > 16 else "<u2")
-    end = pos + count * dtype.itemsize
-    if count == 0 or end > len(data):
-        raise ValueError("frequency table runs past the section")
-    freqs = np.frombuffer(data[pos:end], dtype=dtype).astype(np.uint32)
-    return FrequencyTable(_unzigzag(low), freqs), end
+    freqs = np.frombuffer(reader.take(count * dtype.itemsize), dtype=dtype).astype(np.uint32)
+    table = FrequencyTable(low, freqs)
+    if freqs.min() < 1 or table_precision(table) != precision:
+        raise ValueError(f"table frequencies must be >= 1 and sum to 2^{precision}, got "
+                         f"minimum {freqs.min()} and sum {int(freqs.astype(np.int64).sum())}")
+    return table
 
 
 def _unpack_tables(data: bytes, version: int) -> tuple[list[int], list[FrequencyTable],
                                                        list[list[FrequencyTable]] | None]:
     """(rows per level, shared tables, per-level tables or None); version 1 has no mode."""
-    precision, pos = data[0], 1
-    mode = TABLES_SHARED
-    if version >= 2:
-        mode, pos = data[1], 2
-        if mode not in (TABLES_SHARED, TABLES_PER_LEVEL):
-            raise ValueError(f"unknown table mode {mode}")
-    dims, pos = decode_varint(data, pos)
-    num_levels, pos = decode_varint(data, pos)
-    level_rows = []
-    for _ in range(num_levels):
-        rows, pos = decode_varint(data, pos)
-        level_rows.append(rows)
-    groups = []
-    for _ in range(1 if mode == TABLES_SHARED else num_levels):
-        group = []
-        for _ in range(dims):
-            table, pos = _unpack_table(data, pos, precision)
-            group.append(table)
-        groups.append(group)
+    reader = _Reader(data, "tables section")
+    precision = reader.u8()
+    top = 24 if version >= 3 else 31
+    if not 1 <= precision <= top:
+        raise ValueError(f"table precision {precision} is outside 1..{top}")
+    mode = reader.u8() if version >= 2 else TABLES_SHARED
+    if mode not in (TABLES_SHARED, TABLES_PER_LEVEL):
+        raise ValueError(f"unknown table mode {mode}")
+    dims = reader.varint(limits.MAX_LATENT_DIM, "the latent dimension")
+    num_levels = reader.varint(limits.MAX_LEVELS, "the level count")
+    if dims == 0 or num_levels == 0:
+        raise ValueError(f"a model needs >= 1 level and latent dimension, got {num_levels}, {dims}")
+    level_rows = [reader.varint(limits.MAX_LEVEL_ROWS, f"the rows of level {level}")
+                  for level in range(num_levels)]
+    groups = [[_read_table(reader, precision) for _ in range(dims)]
+              for _ in range(1 if mode == TABLES_SHARED else num_levels)]
+    reader.finish()
     if mode == TABLES_SHARED:
         return level_rows, groups[0], None
     return level_rows, [], groups
@@ -154,30 +188,45 @@ def _pack_weights(weights: dict[str, np.ndarray]) -> bytes:
     return bytes(out)
 
 
+def _read_weight(reader: _Reader) -> tuple[str, np.ndarray]:
+    length = reader.varint(limits.MAX_WEIGHT_NAME, "a weight name's length")
+    try:
+        name = reader.take(length).decode()
+    except UnicodeDecodeError as exc:
+        raise ValueError("a weight name is not UTF-8") from exc
+    code, ndim = reader.u8(), reader.u8()
+    if code not in _DTYPES or ndim > limits.MAX_WEIGHT_NDIM:
+        raise ValueError(f"weight {name!r}: unknown dtype code {code} or {ndim} dimensions")
+    dtype = _DTYPES[code]
+    shape = [reader.varint(len(reader.data), f"a dimension of weight {name!r}")
+             for _ in range(ndim)]
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if nbytes > len(reader.data):
+        raise ValueError(f"weight {name!r} of shape {shape} is larger than its section")
+    array = np.frombuffer(reader.take(nbytes), dtype=dtype).reshape(shape).copy()
+    if dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise ValueError(f"weight {name!r} holds NaN or infinite values")
+    return name, array
+
+
 def _unpack_weights(data: bytes) -> dict[str, np.ndarray]:
-    count, pos = decode_varint(data, 0)
-    weights = {}
-    for _ in range(count):
-        length, pos = decode_varint(data, pos)
-        name = data[pos:pos + length].decode()
-        dtype, ndim = _DTYPES[data[pos + length]], data[pos + length + 1]
-        pos += length + 2
-        shape = []
-        for _ in range(ndim):
-            size, pos = decode_varint(data, pos)
-            shape.append(size)
-        nbytes = int(np.prod(shape)) * dtype.itemsize
-        weights[name] = np.frombuffer(data[pos:pos + nbytes], dtype=dtype).reshape(shape).copy()
-        pos += nbytes
+    reader = _Reader(data, "weights section")
+    weights: dict[str, np.ndarray] = {}
+    for _ in range(reader.varint(limits.MAX_WEIGHTS, "the weight count")):
+        name, array = _read_weight(reader)
+        if name in weights:
+            raise ValueError(f"weight {name!r} appears twice")
+        weights[name] = array
+    reader.finish()
     return weights
 
 
-def _level_payloads(model: ShacModel) -> list[bytes]:
+def _level_payloads(model: ShacModel, coder: int) -> list[bytes]:
     payloads = []
     for index, (rows, level) in enumerate(zip(model.level_rows, model.levels)):
         if level.shape != (rows, model.latent_dim):
             raise ValueError(f"level of shape {level.shape}, expected {(rows, model.latent_dim)}")
-        payloads.append(encode_symbols(level, model.tables_of(index)))
+        payloads.append(encode_symbols(level, model.tables_of(index), coder))
     return payloads
 
 
@@ -188,25 +237,31 @@ def _with_level_tables(model: ShacModel, precision: int) -> ShacModel:
     return dataclasses.replace(model, tables=[], level_tables=tables)
 
 
-def encode_model(model: ShacModel, precision: int = 16) -> bytes:
+def encode_model(model: ShacModel, precision: int = 16, version: int = 3) -> bytes:
     """Serialise a model with all its levels into ``.shac`` bytes.
 
     With shared tables (``model.level_tables`` None), per-level histogram tables are
-    tried too and the smaller file is kept.
+    tried too and the smaller file is kept. ``version`` 3 (the default) codes with the
+    exact integer tables; 1 and 2 (legacy layout) exist to test the readers of old files.
     """
     if len(model.levels) != model.num_levels:
         raise ValueError(f"model has {len(model.levels)} decoded levels, expected {model.num_levels}")
+    if version not in (1, 2, 3) or not 1 <= precision <= (24 if version >= 3 else 16):
+        raise ValueError(f"cannot write version {version} at table precision {precision}")
+    coder = CODER_EXACT if version >= 3 else CODER_LEGACY
     config = zlib.compress(json.dumps(model.config, separators=(",", ":")).encode(), 9)
     head = [(KIND_CONFIG, config)]
     weights = (KIND_WEIGHTS, _pack_weights(model.weights))
     candidates = [model]
-    if model.level_tables is None and model.num_levels > 1:
+    if model.level_tables is None and model.num_levels > 1 and version >= 2:
         candidates.append(_with_level_tables(model, precision))
     files = []
     for candidate in candidates:
-        sections = head + [(KIND_TABLES, _pack_tables(candidate, precision)), weights]
-        sections += [(KIND_LEVEL, payload) for payload in _level_payloads(candidate)]
-        files.append(pack_sections(sections))
+        tables = _pack_tables(candidate, precision)
+        sections = head + [(KIND_TABLES, tables if version >= 2 else tables[:1] + tables[2:]),
+                           weights]
+        sections += [(KIND_LEVEL, payload) for payload in _level_payloads(candidate, coder)]
+        files.append(pack_sections(sections, version, coder))
     return min(files, key=len)
 
 
@@ -217,43 +272,71 @@ def write_shac(path: str | os.PathLike, model: ShacModel, precision: int = 16) -
     return len(data)
 
 
-def _check_kinds(sections: list, name: str) -> None:
-    expected = [KIND_CONFIG, KIND_TABLES, KIND_WEIGHTS]
-    kinds = [s.kind for s in sections[:3]]
+def _check_structure(container: Container, num_levels: int, name: str) -> None:
+    """Sections must be config, tables, weights, then exactly one level section per level."""
+    kinds = [s.kind for s in container.sections]
+    if container.declared != 3 + num_levels:
+        raise BitstreamError(f"{name}: the header declares {container.declared} sections, but a "
+                             f"model of {num_levels} levels has {3 + num_levels}")
+    if kinds[3:] != [KIND_LEVEL] * len(kinds[3:]):
+        raise BitstreamError(f"{name}: unexpected section order {kinds}")
+
+
+def _read_config(payload: bytes) -> dict:
+    """The CONFIG JSON object, decompressed with a size bound (no zlib bombs)."""
+    inflater = zlib.decompressobj()
+    raw = inflater.decompress(payload, limits.MAX_CONFIG_BYTES + 1)
+    if len(raw) > limits.MAX_CONFIG_BYTES or not inflater.eof or inflater.unused_data:
+        raise ValueError("config section is not one zlib stream of at most "
+                         f"{limits.MAX_CONFIG_BYTES} bytes")
+    config = json.loads(raw.decode("utf-8"))
+    if not isinstance(config, dict) or not isinstance(config.get("task"), str):
+        raise ValueError("config is not a JSON object with a task name")
+    return config
+
+
+def _read_head(container: Container, name: str) -> ShacModel:
+    """Parse CONFIG, TABLES and WEIGHTS (no latent level)."""
+    sections = container.sections
     if len(sections) < 3:
         raise BitstreamError(f"{name}: too short to hold a model ({len(sections)} intact sections)")
-    if kinds != expected or any(s.kind != KIND_LEVEL for s in sections[3:]):
+    if [s.kind for s in sections[:3]] != [KIND_CONFIG, KIND_TABLES, KIND_WEIGHTS]:
         raise BitstreamError(f"{name}: unexpected section order {[s.kind for s in sections]}")
+    try:
+        config = _read_config(sections[0].payload)
+        level_rows, tables, level_tables = _unpack_tables(sections[1].payload, container.version)
+        weights = _unpack_weights(sections[2].payload)
+    except (ValueError, zlib.error, RecursionError) as exc:
+        raise BitstreamError(f"{name}: malformed header sections ({exc})") from exc
+    _check_structure(container, len(level_rows), name)
+    return ShacModel(config, tables, weights, level_rows, problem=container.problem,
+                     level_tables=level_tables)
 
 
 def decode_model(data: bytes, name: str = "<bytes>", max_lod: int | None = None,
                  partial: bool = False) -> ShacModel:
-    """Parse ``.shac`` bytes.
+    """Parse ``.shac`` bytes, validating every declared size before it is allocated.
 
     Args:
         max_lod: decode levels ``0..max_lod - 1`` only (None = all).
         partial: accept a truncated/damaged stream and decode the levels it fully holds.
     Raises:
-        BitstreamError: anything that prevents decoding what was asked for.
+        BitstreamError: anything that prevents decoding what was asked for, including a
+            decode that would need more memory than :func:`limits.max_memory`.
     """
     container = unpack_sections(data, name, partial=partial)
-    _check_kinds(container.sections, name)
-    try:
-        config = json.loads(zlib.decompress(container.sections[0].payload))
-        level_rows, tables, level_tables = _unpack_tables(container.sections[1].payload,
-                                                          container.version)
-        weights = _unpack_weights(container.sections[2].payload)
-    except (ValueError, KeyError, IndexError, zlib.error) as exc:
-        raise BitstreamError(f"{name}: malformed header sections ({exc})") from exc
-    model = ShacModel(config, tables, weights, level_rows, problem=container.problem,
-                      level_tables=level_tables)
-    wanted = len(level_rows) if max_lod is None else min(max_lod, len(level_rows))
+    model = _read_head(container, name)
+    wanted = model.num_levels if max_lod is None else max(0, min(max_lod, model.num_levels))
+    rows = sum(model.level_rows[:wanted])
+    limits.check_memory(rows * model.latent_dim * 12, f"{rows} latent rows", name)
     for index, section in enumerate(container.sections[3:3 + wanted]):
         try:
-            model.levels.append(decode_symbols(section.payload, level_rows[index],
-                                               model.tables_of(index)))
+            model.levels.append(decode_symbols(section.payload, model.level_rows[index],
+                                               model.tables_of(index), container.coder))
         except ValueError as exc:
             raise BitstreamError(f"{name}: level {index}: {exc}") from exc
+        except CoderError as exc:
+            raise BitstreamError(f"{name}: {exc}") from exc
     return model
 
 

@@ -11,8 +11,6 @@ import logging
 import math
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,12 +21,16 @@ import av
 import numpy as np
 from PIL import Image
 
-from wisp_shacira.errors import ConfigError, DataError
+from wisp_shacira.errors import ConfigError, DataError, OutputError
+from wisp_shacira.outputs import staged_output
 
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi")
+NOT_FOLDER_SUFFIXES = (".gif", ".webp", ".bmp", ".tif", ".tiff", ".exr", ".shac", ".json",
+                       ".pt")
+"""Suffixes of files that a video output (a video file or a folder of frames) cannot be."""
 FOLDER_FPS = 25.0
 """Frame rate reported for folders of frames, which carry no timing."""
 
@@ -231,12 +233,34 @@ def _load_file(
     return stacked, info
 
 
+def check_video_output(path: str | os.PathLike[str]) -> Path:
+    """Validate a video output path before any rendering; return it as a ``Path``.
+
+    A path ending in a video extension (.mp4, .mkv, .mov, .avi) is a video file; any
+    other path names a folder of frames, except an image or other file suffix
+    (``.png``, ``.shac``, ...) and an existing file that is not a video, both refused.
+
+    Raises:
+        OutputError: the path cannot be a video output.
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    allowed = ", ".join(VIDEO_EXTENSIONS)
+    if suffix in IMAGE_EXTENSIONS + NOT_FOLDER_SUFFIXES:
+        raise OutputError(f"{target}: a video output must end in {allowed} or name a folder")
+    if suffix not in VIDEO_EXTENSIONS and target.exists() and not target.is_dir():
+        raise OutputError(f"{target}: is an existing file; a video output must end in "
+                          f"{allowed} or name a folder")
+    return target
+
+
 def save_video(
     frames: np.ndarray,
     path: str | os.PathLike[str],
     fps: float = FOLDER_FPS,
     crf: int = 0,
     pix_fmt: str = "yuv444p",
+    force: bool = False,
 ) -> Path:
     """Write ``frames: [T, H, W, 3] uint8`` atomically; return the written path.
 
@@ -244,7 +268,13 @@ def save_video(
     (libx264, ``crf`` 0 and ``yuv444p`` by default: near-lossless, ~50 dB, so the file
     shows our reconstruction faithfully; ``pix_fmt="yuv420p"`` plays everywhere but
     needs even sizes). Any other path becomes a folder of ``frame_00000.png``, ...
-    The output is built next to ``path`` and moved into place with ``os.replace``.
+    (see :func:`check_video_output`). The output is built next to ``path`` and moved
+    into place with the permissions of every output (:mod:`wisp_shacira.outputs`); an
+    existing read-only output is replaced only with ``force``.
+
+    Raises:
+        OutputError: a path that cannot be a video output, or one that cannot be
+            written (read-only existing output, unwritable folder, full disk, ...).
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
@@ -252,56 +282,33 @@ def save_video(
             f"frames must be a non-empty [T, H, W, 3] uint8 array, "
             f"got {frames.dtype} {frames.shape}"
         )
-    target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
-        allowed = ", ".join(VIDEO_EXTENSIONS)
-        raise DataError(f"{target}: a video output must end in {allowed} or name a folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if suffix in VIDEO_EXTENSIONS:
-        _save_encoded(frames, target, fps, crf, pix_fmt)
+    target = check_video_output(path)
+    if target.suffix.lower() in VIDEO_EXTENSIONS:
+        _save_encoded(frames, target, fps, crf, pix_fmt, force)
     else:
-        _save_folder(frames, target)
+        _save_folder(frames, target, force)
     return target
 
 
-def _save_encoded(frames: np.ndarray, target: Path, fps: float, crf: int, pix_fmt: str) -> None:
+def _save_encoded(frames: np.ndarray, target: Path, fps: float, crf: int, pix_fmt: str,
+                  force: bool) -> None:
     height, width = frames.shape[1:3]
     if pix_fmt == "yuv420p" and (height % 2 or width % 2):
         raise DataError(f"{target}: yuv420p needs even frame sizes, got {width}x{height}")
-    handle, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent
-    )
-    os.close(handle)
-    try:
-        with av.open(tmp_name, mode="w") as container:
+    with staged_output(target, force) as tmp:
+        with av.open(str(tmp), mode="w") as container:
             stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             stream.options = {"crf": str(crf), "preset": "medium"}
             for frame in frames:
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
             container.mux(stream.encode(None))
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
-def _save_folder(frames: np.ndarray, target: Path) -> None:
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+def _save_folder(frames: np.ndarray, target: Path, force: bool) -> None:
+    with staged_output(target, force, folder=True) as tmp:
         for index, frame in enumerate(frames):
-            Image.fromarray(frame).save(tmp_dir / f"frame_{index:05d}.png")
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.replace(target, old / target.name)
-            os.replace(tmp_dir, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp_dir, target)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
+            Image.fromarray(frame).save(tmp / f"frame_{index:05d}.png")
 
 
 class VideoSampler:

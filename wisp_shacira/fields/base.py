@@ -15,7 +15,7 @@ from torch import nn
 
 from wisp_shacira.codec.model_io import ShacModel
 from wisp_shacira.errors import BitstreamError
-from wisp_shacira.fields.weights import (Storage, decode_tensor, encode_tensor, file_names,
+from wisp_shacira.fields.weights import (Storage, decode_tensor, encode_tensor, names_in_file,
                                          rounded, stored_bytes)
 from wisp_shacira.grid.shacira_grid import ShaciraGrid
 
@@ -82,24 +82,44 @@ class CompressedField(nn.Module):
         return ShacModel(config=config, tables=self.grid.frequency_tables(precision),
                          weights=weights, level_rows=[len(l) for l in levels], levels=levels)
 
-    @torch.no_grad()
-    def load_shac_model(self, model: ShacModel) -> None:
-        """Load weights and the decoded latent levels of ``model`` into this field."""
-        stored = self._stored()
-        expected = {n for name, (_, kind) in stored.items() for n in file_names(name, kind)}
-        if expected != set(model.weights):
-            raise BitstreamError(f"weights in file {sorted(model.weights)} do not match the "
-                                 f"model's {sorted(expected)}")
+    def check_shac_model(self, model: ShacModel, name: str = "<file>") -> dict[str, np.ndarray]:
+        """The float32 weights of ``model`` after checking them against this field.
+
+        Works on a field built on the ``meta`` device (nothing is allocated), so a
+        decoder can check a file before building the real model.
+
+        Raises:
+            BitstreamError: the latent layout, the weight names or a shape differ.
+        """
         if model.level_rows != list(self.grid.layout.table_sizes):
-            raise BitstreamError("latent layout in file does not match its configuration")
-        for name, (param, kind) in stored.items():
+            raise BitstreamError(f"{name}: latent layout in the file ({model.level_rows} rows) "
+                                 f"does not match its configuration "
+                                 f"({list(self.grid.layout.table_sizes)})")
+        if model.latent_dim != self.grid.config.latent_dim:
+            raise BitstreamError(f"{name}: the tables code {model.latent_dim} latents per row, "
+                                 f"the configuration says {self.grid.config.latent_dim}")
+        values, used = {}, set()
+        for key, (param, kind) in self._stored().items():
             try:
-                value = decode_tensor(name, model.weights, kind)
+                value = decode_tensor(key, model.weights, kind)
             except ValueError as exc:
-                raise BitstreamError(str(exc)) from exc
+                raise BitstreamError(f"{name}: {exc}") from exc
             if tuple(param.shape) != value.shape:
-                raise BitstreamError(f"weight {name}: shape {value.shape} in file, "
+                raise BitstreamError(f"{name}: weight {key}: shape {value.shape} in the file, "
                                      f"{tuple(param.shape)} expected")
-            param.copy_(torch.from_numpy(value))
+            values[key] = value
+            used.update(names_in_file(key, model.weights, kind))
+        extra = sorted(set(model.weights) - used)
+        if extra:
+            raise BitstreamError(f"{name}: weights in the file that the model does not have: "
+                                 f"{extra[:5]}")
+        return values
+
+    @torch.no_grad()
+    def load_shac_model(self, model: ShacModel, name: str = "<file>") -> None:
+        """Load weights and the decoded latent levels of ``model`` into this field."""
+        values = self.check_shac_model(model, name)
+        for key, (param, _) in self._stored().items():
+            param.copy_(torch.from_numpy(values[key]))
         self.grid.load_levels(model.levels)
         self.grid.tau = None

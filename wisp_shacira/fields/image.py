@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
+from wisp_shacira.config import require
 from wisp_shacira.fields.base import MLP, CompressedField
 from wisp_shacira.grid.fast import EncodingPlan
 from wisp_shacira.grid.shacira_grid import GridConfig, ShaciraGrid
@@ -21,6 +22,10 @@ class ImageNefConfig:
 
     hidden_dim: int = 16
     num_layers: int = 1
+
+    def check(self) -> None:
+        require(self.hidden_dim >= 1, f"nef.hidden_dim must be >= 1, got {self.hidden_dim}")
+        require(self.num_layers >= 0, f"nef.num_layers must be >= 0, got {self.num_layers}")
 
 
 class ImageField(CompressedField):

@@ -65,12 +65,36 @@ def encode_tensor(name: str, array: np.ndarray, kind: Storage) -> dict[str, np.n
     return {name: values.astype(np.int8), f"{name}.scale": scale}
 
 
+_FLOATS = (np.dtype(np.float16), np.dtype(np.float32))
+
+
+def names_in_file(name: str, tensors: dict[str, np.ndarray], kind: Storage) -> list[str]:
+    """Names of the tensors that hold weight ``name`` in a file with ``tensors``.
+
+    Files written before int8 heads (format version 1 up to commit e4badb7) store a
+    ``q8`` matrix as one float16 tensor without a scale; both forms are read.
+    """
+    if kind == "q8" and f"{name}.scale" not in tensors:
+        return [name]
+    return file_names(name, kind)
+
+
 def decode_tensor(name: str, tensors: dict[str, np.ndarray], kind: Storage) -> np.ndarray:
-    """Float32 weight ``name`` rebuilt from its file tensors."""
-    if kind != "q8":
+    """Float32 weight ``name`` rebuilt from its file tensors.
+
+    Raises:
+        ValueError: a tensor is missing or has the wrong type or shape.
+    """
+    missing = [n for n in names_in_file(name, tensors, kind) if n not in tensors]
+    if missing:
+        raise ValueError(f"weight {missing[0]!r} is missing")
+    if len(names_in_file(name, tensors, kind)) == 1:
+        if tensors[name].dtype not in _FLOATS:
+            raise ValueError(f"weight {name!r}: stored as {tensors[name].dtype}, expected a float")
         return tensors[name].astype(np.float32)
     values, scale = tensors[name], tensors[f"{name}.scale"]
-    if values.dtype != np.int8 or scale.dtype != np.float16 or scale.shape != values.shape[:1]:
+    if (values.dtype != np.int8 or scale.dtype != np.float16 or values.ndim != 2
+            or scale.shape != values.shape[:1]):
         raise ValueError(f"weight {name!r}: q8 tensors have unexpected types or shapes")
     return values.astype(np.float32) * scale.astype(np.float32)[:, None]
 

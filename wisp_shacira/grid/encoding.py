@@ -23,6 +23,11 @@ def encode_reference(table: torch.Tensor, coords: torch.Tensor, layout: GridLayo
         num_active: levels ``>= num_active`` contribute zeros (LOD); None = all.
     Returns:
         [N, L * F], level-major (level l occupies columns ``l*F:(l+1)*F``).
+
+    Corners are summed one after another in corner order (corner ``c`` has bit ``a``
+    set when it takes the upper vertex on axis ``a``), as the fused paths do, so every
+    backend gives bit-identical features (``tests/grid/test_fast.py``) and a decode
+    does not depend on which one runs.
     """
     num_levels = layout.num_levels
     active = num_levels if num_active is None else max(0, min(num_active, num_levels))
@@ -32,5 +37,9 @@ def encode_reference(table: torch.Tensor, coords: torch.Tensor, layout: GridLayo
             feats.append(table.new_zeros(coords.shape[0], table.shape[1]))
             continue
         rows, weights = level_corners(coords, layout, level)
-        feats.append((table[rows] * weights.to(table.dtype)[..., None]).sum(1))
+        weights = weights.to(table.dtype)
+        acc = table[rows[:, 0]] * weights[:, 0, None]
+        for corner in range(1, rows.shape[1]):
+            acc = acc + table[rows[:, corner]] * weights[:, corner, None]
+        feats.append(acc)
     return torch.cat(feats, dim=-1)

@@ -170,7 +170,9 @@ def select_backend(table: torch.Tensor, coords: torch.Tensor | None, plan: Encod
     if plan is not None and wanted in (None, "plan"):
         return "plan"
     if wanted == "plan":
-        raise ValueError("encoding backend 'plan' needs a plan (see build_plan)")
+        _announce("plan-missing", "encoding backend plan needs fixed coordinates (a plan); "
+                  "choosing automatically for these calls")
+        wanted = None
     if wanted == "reference" or coords.requires_grad:
         return "reference"
     if (wanted in (None, "numba") and _numba_fits(table, coords) and "numba" not in _failed

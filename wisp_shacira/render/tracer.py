@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from wisp_shacira.config import require
 from wisp_shacira.render.occupancy import OccupancyGrid
 from wisp_shacira.render.rays import generate_rays, ray_aabb
 from wisp_shacira.render.volume import composite, sample_along_rays
@@ -50,6 +51,15 @@ class TracerConfig:
     jitter: bool = True
     segments: int = 4
     early_stop_eps: float = 1e-4
+
+    def check(self) -> None:
+        require(self.num_samples >= 1, f"tracer.num_samples must be >= 1, got {self.num_samples}")
+        require(self.chunk_size >= 1, f"tracer.chunk_size must be >= 1, got {self.chunk_size}")
+        require(self.segments >= 1, f"tracer.segments must be >= 1, got {self.segments}")
+        require(0.0 <= self.early_stop_eps < 1.0,
+                f"tracer.early_stop_eps must be in [0, 1), got {self.early_stop_eps}")
+        require(all(0.0 <= c <= 1.0 for c in self.bg_color),
+                f"tracer.bg_color must lie in [0, 1], got {list(self.bg_color)}")
 
 
 class Tracer:

@@ -10,13 +10,58 @@ from typing import Iterator
 
 import torch
 
-from wisp_shacira.codec.container import write_atomic
-from wisp_shacira.errors import ConfigError
+from wisp_shacira.errors import ConfigError, OutputError
+from wisp_shacira.outputs import check_writable, remove_stale_temporaries, write_atomic
 
 
 def default_output_dir(task: str) -> Path:
     """``runs/<task>-<timestamp>`` under the current directory."""
     return Path("runs") / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_output_dir(out_dir: Path) -> Path:
+    """Start of a run: check before any work that outputs can be written in ``out_dir``
+    (creating nothing: a run that fails on its inputs leaves no folder behind), and
+    remove the temporaries an interrupted earlier run left in it (``.checkpoint.pt.*.tmp``,
+    ``.NAME.shac.*.tmp``, ... of processes that are gone).
+
+    Raises:
+        OutputError: the folder cannot be created or written, or its ``metrics.json``
+            is read-only.
+    """
+    out_dir = Path(out_dir)
+    check_writable(out_dir / "metrics.json", create=False)
+    remove_stale_temporaries(out_dir)
+    return out_dir
+
+
+def decode_output(task: str, source: Path, out: Path) -> Path:
+    """The path ``wisp-shacira decode`` writes for a file of ``task``, checked by suffix
+    alone (no decoding): an image gives a PNG (``out`` ending in .png, or a folder that
+    gets ``NAME.png``); a video or a scene a video file or a folder of frames.
+
+    Raises:
+        OutputError: ``out`` has a suffix this task cannot write.
+    """
+    out = Path(out)
+    if task != "image":
+        from wisp_shacira.datasets.video import check_video_output
+        return check_video_output(out)
+    if out.is_dir() or not out.suffix:
+        return out / f"{Path(source).stem}.png"
+    if out.suffix.lower() != ".png":
+        raise OutputError(f"{out}: an image decodes to PNG; the output must end in .png "
+                          f"or name a folder")
+    return out
+
+
+def prepare_decode_output(task: str, source: Path, out: Path, force: bool = False) -> Path:
+    """Before any decoding: the output path of :func:`decode_output`, checked not to be
+    the input and to be writable (an existing read-only output needs ``force``)."""
+    check_not_input(Path(out), [Path(source)])
+    target = decode_output(task, source, out)
+    check_not_input(target, [Path(source)])
+    return check_writable(target, force)
 
 
 def check_not_input(out: Path, inputs: list[Path]) -> None:
@@ -27,9 +72,9 @@ def check_not_input(out: Path, inputs: list[Path]) -> None:
             raise ConfigError(f"refusing to overwrite input file {path} with an output")
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` as indented JSON, atomically."""
-    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+def write_json(path: Path, data: dict, force: bool = False) -> None:
+    """Write ``data`` as indented JSON, atomically (``force``: replace a read-only file)."""
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode(), force=force)
 
 
 @contextmanager

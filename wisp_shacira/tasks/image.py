@@ -16,15 +16,18 @@ import numpy as np
 import torch
 
 from wisp_shacira.codec.container import write_atomic
+from wisp_shacira.codec.limits import MAX_IMAGE_SIDE
 from wisp_shacira.codec.model_io import ShacModel, read_shac, write_shac
-from wisp_shacira.config import build_config, require
+from wisp_shacira.config import require
 from wisp_shacira.datasets.image import ImageData, encode_png, list_images, load_image
 from wisp_shacira.errors import BitstreamError, DataError
 from wisp_shacira.fields.image import ImageField, ImageNefConfig
 from wisp_shacira.grid.fast import build_plan
 from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.metrics import psnr, ssim
-from wisp_shacira.tasks.common import (check_not_input, tensorboard_writer, timed,
+from wisp_shacira.tasks.decoding import EVAL_CHUNK, build_field, eval_bytes, parse_file_config
+from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output,
+                                       prepare_output_dir, tensorboard_writer, timed,
                                        write_json, seed_everything)
 from wisp_shacira.train.config import TrainerConfig
 from wisp_shacira.train.rd import RDTrainer, resolve_device
@@ -146,23 +149,53 @@ def file_config(cfg: AppConfig, image: ImageData) -> dict:
                       "channels": image.channels, "bit_depth": image.bit_depth}}
 
 
-def field_from_model(model: ShacModel, name: str) -> ImageField:
-    """Rebuild an image field from a decoded ``.shac`` model."""
+@dataclass
+class ImageMeta:
+    """The ``image`` section of an image file's CONFIG."""
+
+    name: str
+    height: int
+    width: int
+    channels: int
+    bit_depth: int
+
+    def check(self) -> None:
+        require(1 <= self.height <= MAX_IMAGE_SIDE and 1 <= self.width <= MAX_IMAGE_SIDE,
+                f"image size {self.width}x{self.height} outside 1..{MAX_IMAGE_SIDE}")
+        require(1 <= self.channels <= 4, f"image.channels must be 1..4, got {self.channels}")
+        require(self.bit_depth in (8, 16), f"image.bit_depth must be 8 or 16, got {self.bit_depth}")
+
+
+@dataclass
+class ImageFileConfig:
+    """The CONFIG section of an image ``.shac`` file (see :func:`file_config`)."""
+
+    task: Literal["image"]
+    grid: GridConfig
+    nef: ImageNefConfig
+    image: ImageMeta
+
+
+def render_bytes(field_: ImageField, meta: ImageMeta) -> float:
+    """Memory of :func:`render` plus quantisation and PNG encoding (an upper estimate)."""
+    pixels = meta.height * meta.width
+    return pixels * (24 + 24 * meta.channels) + eval_bytes(field_, EVAL_CHUNK)
+
+
+def field_from_model(model: ShacModel, name: str) -> tuple[ImageField, ImageMeta]:
+    """Rebuild an image field and its metadata from a decoded ``.shac`` model, after
+    checking the file's configuration, weights and the memory of a full decode."""
     if model.config.get("task") != "image":
         raise BitstreamError(f"{name}: holds a {model.config.get('task')!r} model, not an image")
-    try:
-        grid_cfg = build_config(GridConfig, model.config["grid"], "grid")
-        nef_cfg = build_config(ImageNefConfig, model.config["nef"], "nef")
-        channels = int(model.config["image"]["channels"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BitstreamError(f"{name}: malformed image configuration ({exc})") from exc
-    field_ = ImageField(grid_cfg, nef_cfg, channels)
-    field_.load_shac_model(model)
-    return field_.eval()
+    cfg = parse_file_config(ImageFileConfig, model, name)
+    field_ = build_field(lambda: ImageField(cfg.grid, cfg.nef, cfg.image.channels), model, name,
+                         lambda probe: render_bytes(probe, cfg.image),
+                         f"a {cfg.image.width}x{cfg.image.height}x{cfg.image.channels} image")
+    return field_, cfg.image
 
 
 def decode_pixels(path: Path, max_lod: int | None = None, partial: bool = False
-                  ) -> tuple[np.ndarray, dict, ShacModel]:
+                  ) -> tuple[np.ndarray, ImageMeta, ShacModel]:
     """Decode an image ``.shac`` file.
 
     Args:
@@ -172,22 +205,21 @@ def decode_pixels(path: Path, max_lod: int | None = None, partial: bool = False
         ([H, W, C] float32 in [0, 1] quantised to the bit depth, image metadata, model).
     """
     model = read_shac(path, max_lod=max_lod, partial=partial)
-    field_ = field_from_model(model, str(path))
-    meta = model.config["image"]
-    lod = None if len(model.levels) == model.num_levels else len(model.levels) - 1
     if len(model.levels) == 0:
-        raise BitstreamError(f"{path}: no complete latent level to decode ({model.problem})")
-    pixels = render(field_, meta["height"], meta["width"], lod)
-    return _quantized(pixels, meta["bit_depth"]), meta, model
+        raise BitstreamError(f"{path}: no complete latent level to decode "
+                             f"({model.problem or 'none requested'})")
+    field_, meta = field_from_model(model, str(path))
+    lod = None if len(model.levels) == model.num_levels else len(model.levels) - 1
+    pixels = render(field_, meta.height, meta.width, lod)
+    return _quantized(pixels, meta.bit_depth), meta, model
 
 
-def decode(path: Path, out: Path, max_lod: int | None = None) -> Path:
-    """``wisp-shacira decode`` for images: write the reconstruction as PNG."""
-    if out.suffix.lower() != ".png":
-        out = out.with_suffix(".png") if out.suffix else out / f"{Path(path).stem}.png"
-    check_not_input(out, [Path(path)])
+def decode(path: Path, out: Path, max_lod: int | None = None, *, force: bool = False) -> Path:
+    """``wisp-shacira decode`` for images: write the reconstruction as PNG (``out`` ending
+    in .png, or a folder that gets ``NAME.png``); ``force`` replaces a read-only output."""
+    out = prepare_decode_output("image", Path(path), Path(out), force)
     pixels, meta, _ = decode_pixels(path, max_lod)
-    write_atomic(out, encode_png(pixels, meta["bit_depth"]))
+    write_atomic(out, encode_png(pixels, meta.bit_depth), force=force)
     return out
 
 
@@ -215,6 +247,7 @@ def compress_one(image_path: Path, cfg: AppConfig, out_dir: Path, writer=None) -
 
 def run(cfg: AppConfig, out_dir: Path) -> dict:
     """Compress every image of ``cfg.dataset.path``; writes files and ``metrics.json``."""
+    prepare_output_dir(out_dir)
     paths = list_images(cfg.dataset.path or DEMO_IMAGE)
     names = [p.stem for p in paths]
     if len(set(names)) != len(names):

@@ -25,7 +25,8 @@ from wisp_shacira.datasets.video import save_video
 from wisp_shacira.errors import ConfigError
 from wisp_shacira.fields.nerf import RadianceField
 from wisp_shacira.render.occupancy import DEFAULT_DENSITY_THRESHOLD
-from wisp_shacira.tasks.common import check_not_input, timed, write_json
+from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output,
+                                       prepare_output_dir, timed, write_json)
 from wisp_shacira.tasks.nerf_config import AppConfig, NerfDatasetConfig
 from wisp_shacira.tasks.nerf_eval import (load_any_model, render_turntable, render_views,
                                           scene_model_from, view_metrics)
@@ -161,6 +162,7 @@ def _measure(field_: RadianceField, config: dict, path: Path, held: NerfScene,
 
 def run(cfg: AppConfig, out_dir: Path) -> dict:
     """Train, export, decode from the file and measure held-out views; writes ``metrics.json``."""
+    prepare_output_dir(out_dir)
     scene, norm, root = load_scene(cfg.dataset)
     split = held_out_split(scene, root)
     held = scene.split(split)
@@ -205,11 +207,12 @@ def summary(report: dict) -> str:
     return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
 
 
-def decode(path: Path, out: Path, max_lod: int | None = None) -> Path:
+def decode(path: Path, out: Path, max_lod: int | None = None, *, force: bool = False) -> Path:
     """``wisp-shacira decode`` for scenes: a turntable around the scene at the training
-    resolution, as a video (``out`` ending in .mp4/.mkv/.mov/.avi) or a folder of PNGs."""
-    check_not_input(out, [Path(path)])
-    model = load_any_model(Path(path), max_lod)
+    resolution, as a video (``out`` ending in .mp4/.mkv/.mov/.avi) or a folder of PNGs;
+    ``force`` replaces a read-only output. The output path is checked before rendering."""
+    out = prepare_decode_output("nerf", Path(path), Path(out), force)
+    model = load_any_model(Path(path), max_lod, views=TURNTABLE_FRAMES)
     frames = render_turntable(model, TURNTABLE_FRAMES)
-    return save_video(frames, out, fps=24.0)
+    return save_video(frames, out, fps=24.0, force=force)
 

@@ -13,13 +13,18 @@ import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
+from wisp_shacira.codec import limits
+from wisp_shacira.codec.limits import (MAX_IMAGE_SIDE, MAX_OCCUPANCY_RESOLUTION,
+                                       MAX_OCCUPANCY_SUBSAMPLES)
 from wisp_shacira.codec.model_io import ShacModel, read_shac
-from wisp_shacira.config import build_config
+from wisp_shacira.config import build_config, require
 from wisp_shacira.datasets.nerf_synthetic import BLENDER_TO_YUP
 from wisp_shacira.datasets.rtmv import look_at_c2w
 from wisp_shacira.errors import BitstreamError, ConfigError
@@ -28,6 +33,7 @@ from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.metrics import psnr, ssim
 from wisp_shacira.render.occupancy import OccupancyGrid
 from wisp_shacira.render.tracer import Tracer, TracerConfig
+from wisp_shacira.tasks.decoding import build_field, eval_bytes, parse_file_config
 
 OCCUPANCY_CHUNK = 1 << 16
 
@@ -89,7 +95,8 @@ def render_views(model: SceneModel, c2w: torch.Tensor, intrinsics: torch.Tensor,
     device = next(model.field.parameters()).device
     out = np.empty((len(c2w), height, width, 3), dtype=np.uint8)
     with model.field.shared_table():
-        for v in range(len(c2w)):
+        for v in tqdm(range(len(c2w)), desc="views", unit="view", leave=False,
+                      disable=len(c2w) * height * width < 1 << 18):
             fx, fy, cx, cy = (float(x) for x in intrinsics[v])
             rgb = model.tracer.render_image(model.field, c2w[v].to(device), fx, fy, cx, cy,
                                             height, width, model.occupancy)["rgb"]
@@ -104,20 +111,91 @@ def view_metrics(renders: np.ndarray, images: np.ndarray) -> tuple[list[float], 
     return [psnr(p, g) for p, g in pairs], [ssim(p, g) for p, g in pairs]
 
 
+@dataclass
+class OccupancyMeta:
+    """The ``occupancy`` section: how the decoder rebuilds the occupancy grid."""
+
+    resolution: int
+    subsamples: int
+    threshold: float
+
+    def check(self) -> None:
+        require(1 <= self.resolution <= MAX_OCCUPANCY_RESOLUTION,
+                f"occupancy.resolution must be 1..{MAX_OCCUPANCY_RESOLUTION}, got {self.resolution}")
+        require(1 <= self.subsamples <= MAX_OCCUPANCY_SUBSAMPLES, f"occupancy.subsamples must be "
+                f"1..{MAX_OCCUPANCY_SUBSAMPLES}, got {self.subsamples}")
+        require(self.threshold >= 0, f"occupancy.threshold must be >= 0, got {self.threshold}")
+
+
+@dataclass
+class SceneMeta:
+    """The ``scene`` section: source scene, training resolution, pose normalisation."""
+
+    name: str
+    format: str
+    mip: int
+    height: int
+    width: int
+    scale: float
+    offset: tuple[float, float, float]
+
+    def check(self) -> None:
+        require(1 <= self.height <= MAX_IMAGE_SIDE and 1 <= self.width <= MAX_IMAGE_SIDE,
+                f"scene size {self.width}x{self.height} outside 1..{MAX_IMAGE_SIDE}")
+        require(self.scale > 0, f"scene.scale must be > 0, got {self.scale}")
+
+
+@dataclass
+class CameraMeta:
+    """The ``camera`` section: training intrinsics and the mean orbit (for turntables)."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    orbit_radius: float
+    orbit_height: float
+
+    def check(self) -> None:
+        require(self.fx > 0 and self.fy > 0, f"camera focal lengths must be > 0, got "
+                                             f"{self.fx}, {self.fy}")
+
+
+@dataclass
+class SceneFileConfig:
+    """The CONFIG section of a scene ``.shac`` file (see ``tasks.nerf.file_config``)."""
+
+    task: Literal["nerf"]
+    grid: GridConfig
+    nef: NerfNefConfig
+    tracer: TracerConfig
+    occupancy: OccupancyMeta
+    scene: SceneMeta
+    camera: CameraMeta
+
+
+def scene_bytes(field: RadianceField, cfg: SceneFileConfig, views: int) -> float:
+    """Memory of rebuilding the occupancy grid and rendering ``views`` views (estimate)."""
+    cells = cfg.occupancy.resolution ** 3
+    samples = cfg.tracer.chunk_size * cfg.tracer.num_samples
+    pixels = cfg.scene.height * cfg.scene.width
+    return (cells * 48 + eval_bytes(field, max(OCCUPANCY_CHUNK, samples)) + samples * 64
+            + pixels * 96 + views * pixels * 3 * 2)
+
+
 def scene_model_from(field: RadianceField, meta: dict, name: str) -> SceneModel:
     """Wrap a trained or decoded field (already in eval mode) with its tracer and occupancy."""
     try:
         tracer = Tracer(build_config(TracerConfig, meta["tracer"], "tracer"))
-        occ = meta["occupancy"]
-        resolution, subsamples = int(occ["resolution"]), int(occ["subsamples"])
-        threshold = float(occ["threshold"])
-    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        occ = build_config(OccupancyMeta, meta["occupancy"], "occupancy")
+    except (KeyError, TypeError, ConfigError) as exc:
         raise BitstreamError(f"{name}: malformed scene configuration ({exc})") from exc
-    occupancy = rebuild_occupancy(field, resolution, subsamples, threshold)
+    occupancy = rebuild_occupancy(field, occ.resolution, occ.subsamples, occ.threshold)
     return SceneModel(field, tracer, occupancy, meta)
 
 
 def _build_field(meta: dict, name: str) -> RadianceField:
+    """A float baseline's field from its saved configuration."""
     if meta.get("task") != "nerf":
         raise BitstreamError(f"{name}: holds a {meta.get('task')!r} model, not a nerf scene")
     try:
@@ -131,19 +209,36 @@ def _build_field(meta: dict, name: str) -> RadianceField:
     return RadianceField(grid_cfg, nef_cfg)
 
 
+def scene_field(model: ShacModel, name: str, views: int = 1) -> tuple[RadianceField,
+                                                                      SceneFileConfig]:
+    """The radiance field of a decoded scene file, after checking its configuration, its
+    weights and the memory of rendering ``views`` views."""
+    if model.config.get("task") != "nerf":
+        raise BitstreamError(f"{name}: holds a {model.config.get('task')!r} model, not a nerf scene")
+    cfg = parse_file_config(SceneFileConfig, model, name)
+    limits.require_in(cfg.tracer.num_samples, 1, limits.MAX_TRACER_SAMPLES, "tracer.num_samples",
+                      name)
+    limits.require_in(cfg.tracer.chunk_size, 1, limits.MAX_TRACER_CHUNK, "tracer.chunk_size", name)
+    limits.require_in(cfg.tracer.segments, 1, limits.MAX_TRACER_SEGMENTS, "tracer.segments", name)
+    field = build_field(lambda: RadianceField(cfg.grid, cfg.nef), model, name,
+                        lambda probe: scene_bytes(probe, cfg, views),
+                        f"{views} views of {cfg.scene.width}x{cfg.scene.height}")
+    return field, cfg
+
+
 def load_scene_model(path: Path, max_lod: int | None = None,
-                     device: torch.device | None = None) -> SceneModel:
+                     device: torch.device | None = None, views: int = 1) -> SceneModel:
     """Decode a scene ``.shac`` file (the file alone) into a renderable model.
 
     Args:
         max_lod: use levels ``0..max_lod-1`` only (None = all).
         device: where to render (default CPU).
+        views: how many views the caller will render (for the memory check).
     """
     model: ShacModel = read_shac(path, max_lod=max_lod)
-    field = _build_field(model.config, str(path))
-    field.load_shac_model(model)
     if not model.levels:
         raise BitstreamError(f"{path}: no latent level to decode")
+    field, _ = scene_field(model, str(path), views)
     if len(model.levels) < model.num_levels:
         field.lod_idx = len(model.levels) - 1
     field = field.to(device or torch.device("cpu")).eval()
@@ -208,10 +303,10 @@ def render_turntable(model: SceneModel, frames: int) -> np.ndarray:
 
 
 def load_any_model(path: Path, max_lod: int | None = None,
-                   device: torch.device | None = None) -> SceneModel:
+                   device: torch.device | None = None, views: int = 1) -> SceneModel:
     """A ``.shac`` scene, or (for any other suffix) a saved uncompressed baseline."""
     if Path(path).suffix.lower() == ".shac":
-        return load_scene_model(path, max_lod, device)
+        return load_scene_model(path, max_lod, device, views)
     if max_lod is not None:
         raise ConfigError(f"{path}: --max-lod needs a .shac file")
     return load_float_model(path, device)

@@ -17,9 +17,11 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from wisp_shacira.codec.limits import MAX_FRAMES, MAX_IMAGE_SIDE
 from wisp_shacira.codec.model_io import ShacModel, read_shac, write_shac
-from wisp_shacira.config import build_config, require
+from wisp_shacira.config import require
 from wisp_shacira.datasets.video import (VideoInfo, VideoSampler, colors_of,
                                          coords_of, frame_coords, load_video_with_info,
                                          save_video)
@@ -28,7 +30,9 @@ from wisp_shacira.fields.video import VideoField, VideoNefConfig
 from wisp_shacira.grid.fast import build_plan
 from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.metrics import video_psnr, video_ssim
-from wisp_shacira.tasks.common import (check_not_input, seed_everything, tensorboard_writer,
+from wisp_shacira.tasks.decoding import EVAL_CHUNK, build_field, eval_bytes, parse_file_config
+from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output,
+                                       prepare_output_dir, seed_everything, tensorboard_writer,
                                        timed, write_json)
 from wisp_shacira.train.config import TrainerConfig
 from wisp_shacira.train.rd import RDTrainer, resolve_device
@@ -104,7 +108,8 @@ def render_frames(field_: VideoField, num_frames: int, height: int, width: int,
     """
     device = next(field_.parameters()).device
     out = np.empty((num_frames, height, width, 3), dtype=np.uint8)
-    for t in range(num_frames):
+    for t in tqdm(range(num_frames), desc="frames", unit="frame", leave=False,
+                  disable=num_frames * height * width < 1 << 22):
         coords = torch.from_numpy(frame_coords(t, num_frames, height, width)).to(device)
         rgb = torch.cat([_to_uint8(field_(coords[i:i + chunk], lod_idx))
                          for i in range(0, len(coords), chunk)])
@@ -170,52 +175,80 @@ def file_config(cfg: AppConfig, name: str, info: VideoInfo, num_frames: int) -> 
                       "width": info.width, "fps": info.fps / cfg.dataset.stride}}
 
 
-def field_from_model(model: ShacModel, name: str) -> tuple[VideoField, dict]:
-    """Rebuild a video field (on the CPU) and its clip metadata from a decoded model."""
+@dataclass
+class VideoMeta:
+    """The ``video`` section of a video file's CONFIG."""
+
+    name: str
+    num_frames: int
+    height: int
+    width: int
+    fps: float
+
+    def check(self) -> None:
+        require(1 <= self.num_frames <= MAX_FRAMES,
+                f"video.num_frames must be 1..{MAX_FRAMES}, got {self.num_frames}")
+        require(1 <= self.height <= MAX_IMAGE_SIDE and 1 <= self.width <= MAX_IMAGE_SIDE,
+                f"video frame size {self.width}x{self.height} outside 1..{MAX_IMAGE_SIDE}")
+        require(0 < self.fps <= 1000, f"video.fps must be in (0, 1000], got {self.fps}")
+
+
+@dataclass
+class VideoFileConfig:
+    """The CONFIG section of a video ``.shac`` file (see :func:`file_config`)."""
+
+    task: Literal["video"]
+    grid: GridConfig
+    nef: VideoNefConfig
+    video: VideoMeta
+
+
+def frames_bytes(field_: VideoField, meta: VideoMeta) -> float:
+    """Memory of :func:`render_frames` and of writing its frames (an upper estimate)."""
+    frame = meta.height * meta.width
+    return meta.num_frames * frame * 3 * 2 + frame * 64 + eval_bytes(field_, EVAL_CHUNK)
+
+
+def field_from_model(model: ShacModel, name: str) -> tuple[VideoField, VideoMeta]:
+    """Rebuild a video field (on the CPU) and its clip metadata from a decoded model, after
+    checking the file's configuration, weights and the memory of a full decode."""
     if model.config.get("task") != "video":
         raise BitstreamError(f"{name}: holds a {model.config.get('task')!r} model, not a video")
-    try:
-        grid_cfg = build_config(GridConfig, model.config["grid"], "grid")
-        nef_cfg = build_config(VideoNefConfig, model.config["nef"], "nef")
-        meta = dict(model.config["video"])
-        for key in ("num_frames", "height", "width"):
-            meta[key] = int(meta[key])
-            if meta[key] < 1:
-                raise ValueError(f"video.{key} = {meta[key]}")
-        meta["fps"] = float(meta["fps"])
-    except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise BitstreamError(f"{name}: malformed video configuration ({exc})") from exc
-    field_ = VideoField(grid_cfg, nef_cfg)
-    field_.load_shac_model(model)
-    return field_.eval(), meta
+    cfg = parse_file_config(VideoFileConfig, model, name)
+    meta = cfg.video
+    field_ = build_field(lambda: VideoField(cfg.grid, cfg.nef), model, name,
+                         lambda probe: frames_bytes(probe, meta),
+                         f"{meta.num_frames} frames of {meta.width}x{meta.height}")
+    return field_, meta
 
 
 def decode_frames(path: Path, max_lod: int | None = None, partial: bool = False
-                  ) -> tuple[np.ndarray, dict, ShacModel]:
+                  ) -> tuple[np.ndarray, VideoMeta, ShacModel]:
     """Decode a video ``.shac`` file from the file alone.
 
     Args:
         max_lod: use levels ``0..max_lod-1`` only (None = all).
         partial: accept a truncated stream and use the levels it holds.
     Returns:
-        (frames [T, H, W, 3] uint8, clip metadata {name, num_frames, height, width, fps},
-        the decoded model).
+        (frames [T, H, W, 3] uint8, clip metadata, the decoded model).
     """
     model = read_shac(path, max_lod=max_lod, partial=partial)
-    field_, meta = field_from_model(model, str(path))
     if len(model.levels) == 0:
-        raise BitstreamError(f"{path}: no complete latent level to decode ({model.problem})")
+        raise BitstreamError(f"{path}: no complete latent level to decode "
+                             f"({model.problem or 'none requested'})")
+    field_, meta = field_from_model(model, str(path))
     lod = None if len(model.levels) == model.num_levels else len(model.levels) - 1
-    frames = render_frames(field_, meta["num_frames"], meta["height"], meta["width"], lod)
+    frames = render_frames(field_, meta.num_frames, meta.height, meta.width, lod)
     return frames, meta, model
 
 
-def decode(path: Path, out: Path, max_lod: int | None = None) -> Path:
+def decode(path: Path, out: Path, max_lod: int | None = None, *, force: bool = False) -> Path:
     """``wisp-shacira decode`` for videos: ``out`` ending in .mp4/.mkv/.mov/.avi gets a
-    video, any other path a folder of ``frame_00000.png``, ..."""
-    check_not_input(out, [Path(path)])
+    video, any other path a folder of ``frame_00000.png``, ...; ``force`` replaces a
+    read-only output. The output path is checked before decoding."""
+    out = prepare_decode_output("video", Path(path), Path(out), force)
     frames, meta, _ = decode_frames(Path(path), max_lod)
-    return save_video(frames, out, fps=meta["fps"])
+    return save_video(frames, out, fps=meta.fps, force=force)
 
 
 def _clip_name(source: Path) -> str:
@@ -224,6 +257,7 @@ def _clip_name(source: Path) -> str:
 
 def run(cfg: AppConfig, out_dir: Path) -> dict:
     """Train, export, decode and measure one clip; writes files and ``metrics.json``."""
+    prepare_output_dir(out_dir)
     data = cfg.dataset
     source = Path(data.path) if data.path is not None else DEMO_VIDEO
     frames, info = load_video_with_info(source, data.frame_start, data.frame_end, data.stride,
@@ -242,10 +276,10 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
     reference = render_frames(field_.cpu(), num_frames, height, width)
     with timed() as decode_time:
         decoded, meta, _ = decode_frames(shac_path)
-    save_video(decoded, video_path, fps=meta["fps"])
+    save_video(decoded, video_path, fps=meta.fps)
     report = {"task": "video", "name": name, "source": str(source),
               "frame_indices": list(info.frame_indices), "frames": num_frames,
-              "height": height, "width": width, "fps": meta["fps"],
+              "height": height, "width": width, "fps": meta.fps,
               "psnr": video_psnr(frames, decoded, 255.0),
               "ssim": video_ssim(frames, decoded, 255.0),
               "bpp": nbytes * 8 / (num_frames * height * width), "bytes": nbytes,

@@ -1,8 +1,10 @@
 """Atomic training checkpoints: model, optimiser, extra modules, RNG state and step.
 
-A checkpoint is one file written with :func:`~wisp_shacira.codec.container.write_atomic`
+A checkpoint is one file written with :func:`~wisp_shacira.outputs.write_atomic`
 (temporary file, then rename), so an interruption leaves either the previous
-checkpoint or the new one, never a partial file. Restoring the RNG state makes a
+checkpoint or the new one, never a partial file; the temporary a SIGKILL leaves
+(``.checkpoint.pt.<pid>.<random>.tmp``) is removed when the next run starts
+(:func:`wisp_shacira.tasks.common.prepare_output_dir`). Restoring the RNG state makes a
 resumed run take the same random draws (ray batches, jitter, occupancy cells) as an
 uninterrupted one.
 """
@@ -17,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from wisp_shacira.codec.container import write_atomic
 from wisp_shacira.errors import ConfigError, DataError
+from wisp_shacira.outputs import write_atomic
 
 FORMAT = 1
 

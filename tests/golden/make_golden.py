@@ -7,7 +7,9 @@ training). Usage, from a checkout of that commit::
 
     PYTHONPATH=<checkout> python tests/golden/make_golden.py OUT_DIR
 
-writes ``OUT_DIR/{image,video,scene,image_per_level}.shac``. Each folder
+writes ``OUT_DIR/{image,video,scene,image_per_level}.shac``, and
+``python tests/golden/make_golden.py --manifest`` adds the digests of new files to the
+manifest (existing entries are never rewritten). Each folder
 ``v<version>_<commit>`` holds the files of the writer at that commit (``image_per_level``
 random latents, no training; per-level tables from version 2 on). The checksums of their
 decoded outputs are recorded in ``tests/golden/manifest.json``; ``tests/test_golden.py``
@@ -120,5 +122,28 @@ def main(out: Path) -> None:
     _per_level_image(out / "image_per_level.shac")
 
 
+def add_to_manifest(root: Path) -> None:
+    """Record digests of golden files that the manifest does not list yet; entries that
+    exist are never changed (a changed decode must fail the test, not the manifest)."""
+    import hashlib
+    import json
+
+    sys.path.insert(0, str(root))
+    from digest import model_digest, output_digest
+
+    path = root / "manifest.json"
+    manifest = json.loads(path.read_text()) if path.exists() else {}
+    for shac in sorted(root.glob("v*/*.shac")):
+        key = shac.relative_to(root).as_posix()
+        if key not in manifest:
+            manifest[key] = {"file_sha256": hashlib.sha256(shac.read_bytes()).hexdigest(),
+                             "model_sha256": model_digest(shac),
+                             "output_sha256": output_digest(shac)}
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    if sys.argv[1] == "--manifest":
+        add_to_manifest(Path(__file__).resolve().parent)
+    else:
+        main(Path(sys.argv[1]))

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from wisp_shacira.cli.main import main
-from wisp_shacira.codec.limits import ENV_MAX_MEMORY
+from wisp_shacira.codec.limits import ENV_MAX_MEMORY, parse_size
 from wisp_shacira.codec.model_io import write_shac
 from wisp_shacira.fields.video import VideoField, VideoNefConfig
 from wisp_shacira.grid.shacira_grid import GridConfig
@@ -168,11 +168,19 @@ def test_unwritable_output_is_one_line(image_shac: Path, video_shac: Path, expor
 @pytest.mark.parametrize("text, expected", [
     ("512M", 512 << 20), ("8G", 8 << 30), ("1.5GiB", 3 << 29), ("1000", 1000), ("2kb", 2000),
 ])
-def test_max_memory_sets_the_limit_in_bytes(image_shac: Path, text: str, expected: int,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENV_MAX_MEMORY, "1")  # restored after the test
-    assert main(["info", str(image_shac), "--max-memory", text]) == 0
-    assert os.environ[ENV_MAX_MEMORY] == str(expected)
+def test_max_memory_parses_sizes(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+def test_max_memory_applies_to_its_command_only(image_shac: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv(ENV_MAX_MEMORY, "1")
+    out = str(tmp_path / "d.png")
+    assert main(["decode", str(image_shac), "-o", out, "--max-memory", "2kb"]) == 2
+    _one_error(capsys, "above the limit of 2.0 KiB")
+    assert main(["decode", str(image_shac), "-o", out, "--max-memory", "1G"]) == 0
+    assert os.environ[ENV_MAX_MEMORY] == "1"
 
 
 @pytest.mark.parametrize("command", ["info", "decode", "render", "lod"])

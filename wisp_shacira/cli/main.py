@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -17,6 +18,7 @@ from typing import Callable
 from wisp_shacira.cli.options import (add_force, add_max_memory, apply_max_memory,
                                       check_max_lod, read_header)
 from wisp_shacira.cli.report import format_table
+from wisp_shacira.codec.limits import ENV_MAX_MEMORY
 from wisp_shacira.codec.model_io import read_shac, section_summary
 from wisp_shacira.errors import ShaciraError
 from wisp_shacira.tasks import get_task
@@ -105,9 +107,16 @@ def run_guarded(func: Callable[[], None]) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> None:
-    """Apply the options every subcommand shares, then run the subcommand."""
-    apply_max_memory(args)
-    args.func(args)
+    """Run the subcommand with ``--max-memory`` applied for its duration only."""
+    before = os.environ.get(ENV_MAX_MEMORY)
+    try:
+        apply_max_memory(args)
+        args.func(args)
+    finally:
+        if before is None:
+            os.environ.pop(ENV_MAX_MEMORY, None)
+        else:
+            os.environ[ENV_MAX_MEMORY] = before
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,8 @@ MAX_IMAGE_SIDE = 1 << 20
 MAX_FRAMES = 1 << 20
 MAX_OCCUPANCY_RESOLUTION = 1024
 MAX_OCCUPANCY_SUBSAMPLES = 16
+MAX_OCCUPANCY_POINTS = 1 << 30
+"""Density evaluations of rebuilding the occupancy grid: resolution^3 * subsamples^3."""
 MAX_TRACER_SAMPLES = 4096
 MAX_TRACER_CHUNK = 1 << 22
 MAX_TRACER_SEGMENTS = 64

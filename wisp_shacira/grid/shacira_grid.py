@@ -69,8 +69,8 @@ class GridConfig:
                 f"grid.log2_table_size must be in 1..30, got {self.log2_table_size}")
         require(self.feature_dim >= 1 and self.latent_dim >= 1,
                 "grid.feature_dim and grid.latent_dim must be >= 1")
-        require(self.latent_init > 0 and self.prior_init_scale > 0,
-                "grid.latent_init and grid.prior_init_scale must be > 0")
+        require(self.latent_init > 0 and 1e-3 <= self.prior_init_scale <= 1e6,
+                "grid.latent_init must be > 0 and grid.prior_init_scale in 1e-3..1e6")
         require(self.decoder_init is None or self.decoder_init > 0,
                 f"grid.decoder_init must be > 0 (or null), got {self.decoder_init}")
         require(self.latent_step is None or self.latent_step > 0,

@@ -54,7 +54,8 @@ class TracerConfig:
 
     def check(self) -> None:
         require(self.num_samples >= 1, f"tracer.num_samples must be >= 1, got {self.num_samples}")
-        require(self.chunk_size >= 1, f"tracer.chunk_size must be >= 1, got {self.chunk_size}")
+        require(self.chunk_size >= 64, f"tracer.chunk_size must be >= 64 (smaller chunks only "
+                                       f"add per-call overhead), got {self.chunk_size}")
         require(self.segments >= 1, f"tracer.segments must be >= 1, got {self.segments}")
         require(0.0 <= self.early_stop_eps < 1.0,
                 f"tracer.early_stop_eps must be in [0, 1), got {self.early_stop_eps}")

@@ -14,6 +14,7 @@ Every violation is a :class:`~wisp_shacira.errors.BitstreamError` naming the fil
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any, Callable, TypeVar
 
 import torch
@@ -27,12 +28,20 @@ from wisp_shacira.grid.shacira_grid import GridConfig
 
 T = TypeVar("T")
 F = TypeVar("F", bound=CompressedField)
+_DESCRIPTIONS = {"image": "an image", "video": "a video", "nerf": "a nerf scene"}
 EVAL_CHUNK = 1 << 16
 """Points per field evaluation in the decoders' render loops."""
 
 
 def parse_file_config(cls: type[T], model: ShacModel, name: str) -> T:
-    """``model.config`` as dataclass ``cls`` (sections ``grid``, ``nef``, metadata), checked."""
+    """``model.config`` as dataclass ``cls`` (sections ``grid``, ``nef``, metadata), checked.
+
+    ``cls.task`` is a ``Literal`` of the one task name the file must hold.
+    """
+    task = typing.get_args(typing.get_type_hints(cls)["task"])[0]
+    if model.config.get("task") != task:
+        raise BitstreamError(f"{name}: holds a {model.config.get('task')!r} model, not "
+                             f"{_DESCRIPTIONS.get(task, task)}")
     try:
         cfg = build_config(cls, model.config)
     except ConfigError as exc:

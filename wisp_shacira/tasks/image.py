@@ -185,8 +185,6 @@ def render_bytes(field_: ImageField, meta: ImageMeta) -> float:
 def field_from_model(model: ShacModel, name: str) -> tuple[ImageField, ImageMeta]:
     """Rebuild an image field and its metadata from a decoded ``.shac`` model, after
     checking the file's configuration, weights and the memory of a full decode."""
-    if model.config.get("task") != "image":
-        raise BitstreamError(f"{name}: holds a {model.config.get('task')!r} model, not an image")
     cfg = parse_file_config(ImageFileConfig, model, name)
     field_ = build_field(lambda: ImageField(cfg.grid, cfg.nef, cfg.image.channels), model, name,
                          lambda probe: render_bytes(probe, cfg.image),

@@ -213,13 +213,14 @@ def scene_field(model: ShacModel, name: str, views: int = 1) -> tuple[RadianceFi
                                                                       SceneFileConfig]:
     """The radiance field of a decoded scene file, after checking its configuration, its
     weights and the memory of rendering ``views`` views."""
-    if model.config.get("task") != "nerf":
-        raise BitstreamError(f"{name}: holds a {model.config.get('task')!r} model, not a nerf scene")
     cfg = parse_file_config(SceneFileConfig, model, name)
     limits.require_in(cfg.tracer.num_samples, 1, limits.MAX_TRACER_SAMPLES, "tracer.num_samples",
                       name)
     limits.require_in(cfg.tracer.chunk_size, 1, limits.MAX_TRACER_CHUNK, "tracer.chunk_size", name)
     limits.require_in(cfg.tracer.segments, 1, limits.MAX_TRACER_SEGMENTS, "tracer.segments", name)
+    points = (cfg.occupancy.resolution * cfg.occupancy.subsamples) ** 3
+    limits.require_in(points, 1, limits.MAX_OCCUPANCY_POINTS,
+                      "occupancy points (resolution x subsamples)^3", name)
     field = build_field(lambda: RadianceField(cfg.grid, cfg.nef), model, name,
                         lambda probe: scene_bytes(probe, cfg, views),
                         f"{views} views of {cfg.scene.width}x{cfg.scene.height}")

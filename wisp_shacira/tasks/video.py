@@ -212,8 +212,6 @@ def frames_bytes(field_: VideoField, meta: VideoMeta) -> float:
 def field_from_model(model: ShacModel, name: str) -> tuple[VideoField, VideoMeta]:
     """Rebuild a video field (on the CPU) and its clip metadata from a decoded model, after
     checking the file's configuration, weights and the memory of a full decode."""
-    if model.config.get("task") != "video":
-        raise BitstreamError(f"{name}: holds a {model.config.get('task')!r} model, not a video")
     cfg = parse_file_config(VideoFileConfig, model, name)
     meta = cfg.video
     field_ = build_field(lambda: VideoField(cfg.grid, cfg.nef), model, name,

@@ -31,6 +31,7 @@ setup(
         "bench": ["imageio-ffmpeg>=0.4"],
         "tensorboard": ["tensorboard>=2.10"],
         "fast": ["numba>=0.58"],
+        "fuzz": ["atheris>=2.3"],  # coverage-guided decoder fuzzing (bench/fuzz_atheris.py)
         "test": ["pytest>=7", "hypothesis>=6", "playwright>=1.40"],
     },
     entry_points={"console_scripts": ["wisp-shacira=wisp_shacira.cli.main:main"]},

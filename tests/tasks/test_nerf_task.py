@@ -86,18 +86,22 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
     monkeypatch.setattr(RDTrainer, "step", step)
 
 
+@pytest.mark.parametrize("call, saved", [(13, 10), (23, 20)])
 def test_resume_after_interrupt_gives_the_same_state(scene_dir: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    straight = nerf.run(tiny_config(scene_dir, tmp_path / "a"), tmp_path / "a")
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     call: int, saved: int) -> None:
+    """Step 20 is also an occupancy update (every 4 steps): the update right after a resume
+    must see the same quantisation phase as in the uninterrupted run."""
+    straight = nerf.run(tiny_config(scene_dir, tmp_path / "a", iterations=30), tmp_path / "a")
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, 13)
+        _interrupt_at(patch, call)
         with pytest.raises(KeyboardInterrupt):
-            nerf.run(tiny_config(scene_dir, tmp_path / "b"), tmp_path / "b")
-    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 10
-    cfg = tiny_config(scene_dir, tmp_path / "b")
+            nerf.run(tiny_config(scene_dir, tmp_path / "b", iterations=30), tmp_path / "b")
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == saved
+    cfg = tiny_config(scene_dir, tmp_path / "b", iterations=30)
     cfg.resume = True
     resumed = nerf.run(cfg, tmp_path / "b")
-    assert resumed["resumed_from"] == 10
+    assert resumed["resumed_from"] == saved
     assert (tmp_path / "a" / "scene.shac").read_bytes() == (tmp_path / "b" / "scene.shac").read_bytes()
     state_a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
     state_b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")

@@ -154,6 +154,7 @@ class _Loop:
         step = restore_checkpoint(state, self.field, self.trainer.optimizer,
                                   {"occupancy": self.occupancy})
         self.trainer.step_idx = step
+        self.trainer.restore_phase()
         self.result.history = list(state["extra"]["history"])
         self.result.seconds = float(state["extra"]["seconds"])
         self.result.resumed_from = step

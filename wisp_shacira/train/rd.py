@@ -76,13 +76,26 @@ class RDTrainer:
         self.optimizer = torch.optim.Adam(param_groups(field, cfg), eps=1e-15)
         self.step_idx = 0
 
+    def _set_phase(self, step: int) -> None:
+        """Quantisation phase (``grid.tau``) and learning rates of step ``step``."""
+        cfg, grid = self.cfg, self.field.grid
+        progress = step / cfg.iterations
+        grid.tau = tau_at(cfg, progress) if grid.config.compressed else None
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * lr_factor_at(cfg, progress)
+
+    def restore_phase(self) -> None:
+        """After loading a checkpoint: the phase the field had when it was saved (that of
+        the last step done), which anything evaluated before the next step sees (the
+        NeRF occupancy update), exactly as in a run that was not interrupted."""
+        if self.step_idx > 0:
+            self._set_phase(self.step_idx - 1)
+
     def step(self, distortion: Callable[[], torch.Tensor]) -> StepStats:
         """One optimisation step; ``distortion()`` returns the MSE of this step."""
         cfg, grid = self.cfg, self.field.grid
         progress = self.step_idx / cfg.iterations
-        grid.tau = tau_at(cfg, progress) if grid.config.compressed else None
-        for group in self.optimizer.param_groups:
-            group["lr"] = group["base_lr"] * lr_factor_at(cfg, progress)
+        self._set_phase(self.step_idx)
         mse = distortion()
         bits = grid.rate_bits(cfg.rate_sample)
         loss = mse + lambda_at(cfg, progress) * bits / grid.latents.numel()

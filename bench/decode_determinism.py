@@ -25,11 +25,14 @@ GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "golden" / "v3_baf8633"
 
 
 def tree_digest(path: Path) -> str:
-    """sha256 over the relative names and bytes of a file or of every file in a folder."""
+    """sha256 of a file's bytes, or of the names (relative to the folder) and bytes of
+    every file in a folder."""
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for item in files:
-        digest.update(item.relative_to(path.parent).as_posix().encode() + item.read_bytes())
+    if path.is_file():
+        digest.update(path.read_bytes())
+        return digest.hexdigest()
+    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(item.relative_to(path).as_posix().encode() + item.read_bytes())
     return digest.hexdigest()
 
 
@@ -62,7 +65,7 @@ def main() -> None:
             cells = [decode_once(shac, t, b, Path(tmp)) for t, b in settings]
             same = len(set(cells)) == 1 and not cells[0].startswith("error")
             report[str(shac)] = {"cells": dict(zip(header[1:-1], cells)), "identical": same}
-            rows.append([shac.name] + [c[:8] for c in cells] + ["identical" if same else "DIFFERENT"])
+            rows.append([f"{shac.parent.name}/{shac.name}"] + [c[:8] for c in cells] + ["identical" if same else "DIFFERENT"])
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))

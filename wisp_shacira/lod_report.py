@@ -93,11 +93,11 @@ def mean_psnr(renders: np.ndarray, reference: np.ndarray) -> float:
 
 
 def _image_target(stream: LodStream, reference: Path | None) -> _Target:
-    meta = stream.model.config["image"]
+    source = ImageSource(stream.model, stream.name)   # checks the file's configuration
     ref, label = None, "full LOD (no reference given)"
     if reference is not None:
         pixels = load_image(reference).pixels
-        expected = (int(meta["height"]), int(meta["width"]), int(meta["channels"]))
+        expected = (source.height, source.width, source.channels)
         if pixels.shape != expected:
             raise DataError(f"{reference}: image of shape {pixels.shape}, the model holds "
                             f"{expected} (height, width, channels)")
@@ -117,11 +117,11 @@ def _video_reference(path: Path, num_frames: int, height: int, width: int) -> np
 
 
 def _video_target(stream: LodStream, reference: Path | None) -> _Target:
-    meta = stream.model.config["video"]
-    frames = int(meta["num_frames"])
+    source = VideoSource(stream.model, stream.name)   # checks the file's configuration
+    frames = source.num_frames
     ref, label = None, "full LOD (no reference given)"
     if reference is not None:
-        ref = _video_reference(reference, frames, int(meta["height"]), int(meta["width"]))
+        ref = _video_reference(reference, frames, source.height, source.width)
         label = f"original video {reference} (first {frames} frames)"
     return _Target(lambda model, lod: VideoSource(model, stream.name).frames(lod), ref, label,
                    preview=frames // 2)

@@ -254,3 +254,13 @@ def test_hostile_sizes_are_refused_before_allocating(tmp_path: Path) -> None:
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [2] * len(paths)
     assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr
     assert result.stderr.count("decoding needs about") == len(paths), result.stderr
+
+
+@pytest.mark.parametrize("task, section", [("image", "image"), ("video", "video")])
+def test_lod_report_checks_the_configuration_before_reading_it(
+        task: str, section: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "hostile.shac"
+    path.write_bytes(_with_config(task, _set(section, _DELETE)))
+    assert main(["lod", str(path), "-o", str(tmp_path / "lod")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"missing config key {section}" in err, err

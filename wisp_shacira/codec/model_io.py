@@ -89,9 +89,11 @@ def _pack_table(table: FrequencyTable, precision: int) -> bytes:
     return out
 
 
-def _pack_tables(model: ShacModel, precision: int) -> bytes:
+def _pack_tables(model: ShacModel, precision: int, version: int = 3) -> bytes:
+    """The tables section; version 1 has no table-mode byte (shared tables only)."""
     mode = TABLES_SHARED if model.level_tables is None else TABLES_PER_LEVEL
-    out = bytearray([precision, mode]) + encode_varint(model.latent_dim)
+    out = bytearray([precision] + ([mode] if version >= 2 else []))
+    out += encode_varint(model.latent_dim)
     out += encode_varint(len(model.level_rows))
     for rows in model.level_rows:
         out += encode_varint(rows)
@@ -257,9 +259,7 @@ def encode_model(model: ShacModel, precision: int = 16, version: int = 3) -> byt
         candidates.append(_with_level_tables(model, precision))
     files = []
     for candidate in candidates:
-        tables = _pack_tables(candidate, precision)
-        sections = head + [(KIND_TABLES, tables if version >= 2 else tables[:1] + tables[2:]),
-                           weights]
+        sections = head + [(KIND_TABLES, _pack_tables(candidate, precision, version)), weights]
         sections += [(KIND_LEVEL, payload) for payload in _level_payloads(candidate, coder)]
         files.append(pack_sections(sections, version, coder))
     return min(files, key=len)

@@ -85,10 +85,11 @@ def decode_tensor(name: str, tensors: dict[str, np.ndarray], kind: Storage) -> n
     Raises:
         ValueError: a tensor is missing or has the wrong type or shape.
     """
-    missing = [n for n in names_in_file(name, tensors, kind) if n not in tensors]
+    names = names_in_file(name, tensors, kind)
+    missing = [n for n in names if n not in tensors]
     if missing:
         raise ValueError(f"weight {missing[0]!r} is missing")
-    if len(names_in_file(name, tensors, kind)) == 1:
+    if len(names) == 1:
         if tensors[name].dtype not in _FLOATS:
             raise ValueError(f"weight {name!r}: stored as {tensors[name].dtype}, expected a float")
         return tensors[name].astype(np.float32)

@@ -77,7 +77,7 @@ def pixel_coords(height: int, width: int, device: torch.device | None = None) ->
 
 @torch.no_grad()
 def render(field_: ImageField, height: int, width: int, lod_idx: int | None = None,
-           chunk: int = 1 << 16) -> np.ndarray:
+           chunk: int = EVAL_CHUNK) -> np.ndarray:
     """Evaluate the field on every pixel (reference path, chunked).
 
     Returns:

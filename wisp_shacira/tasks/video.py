@@ -97,7 +97,7 @@ def _to_uint8(colors: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def render_frames(field_: VideoField, num_frames: int, height: int, width: int,
-                  lod_idx: int | None = None, chunk: int = 1 << 16) -> np.ndarray:
+                  lod_idx: int | None = None, chunk: int = EVAL_CHUNK) -> np.ndarray:
     """Evaluate the field on every pixel of every frame, one frame at a time, in chunks.
 
     Encoder and decoder both call this function, so the frames measured before export

@@ -13,12 +13,9 @@ installed, the script prints one ``error:`` line saying what to install and exit
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from wisp_shacira.cli.main import run_guarded  # noqa: E402
-from wisp_shacira.fields.wisp_bridge import WispNotInstalled  # noqa: E402
+from wisp_shacira.cli.main import run_guarded
+from wisp_shacira.fields.wisp_bridge import WispNotInstalled
 
 
 def main() -> int:

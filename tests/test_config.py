@@ -63,6 +63,6 @@ def test_missing_config_file(tmp_path) -> None:
 def test_bundled_configs_load_and_pass_their_checks(path: str) -> None:
     data = load_yaml(path)
     needs_path = data.get("dataset", {}).get("format") == "rtmv"   # no bundled RTMV scene
-    cfg = load_config(get_task(data["task"]).AppConfig, path,
+    cfg = load_config(get_task(data["task"]).config_type, path,
                       ["--dataset.path=scene"] if needs_path else [])
     assert cfg.grid.num_levels >= 1

@@ -18,14 +18,15 @@ from wisp_shacira.fields.image import ImageField, ImageNefConfig
 from wisp_shacira.fields.nerf import NerfNefConfig, RadianceField
 from wisp_shacira.fields.video import VideoField, VideoNefConfig
 from wisp_shacira.grid.shacira_grid import GridConfig
-from wisp_shacira.lod import (ImageSource, SceneSource, VideoSource, decode_partial,
-                              open_source, open_stream, stream_from_bytes)
+from wisp_shacira.lod import decode_partial, open_source, open_stream, stream_from_bytes
 from wisp_shacira.lod_report import analyse, save_plot, save_strip
 from wisp_shacira.metrics import psnr
 from wisp_shacira.render.tracer import TracerConfig
-from wisp_shacira.tasks.image import decode_pixels
+from wisp_shacira.tasks import protocol
+from wisp_shacira.tasks.image import ImageSource, decode_pixels, pixel_coords
+from wisp_shacira.tasks.nerf import SceneSource
 from wisp_shacira.tasks.nerf_eval import load_scene_model, render_views
-from wisp_shacira.tasks.video import decode_frames
+from wisp_shacira.tasks.video import VideoSource, decode_frames
 
 LEVELS = 4
 
@@ -141,17 +142,19 @@ def test_bad_lod_and_wrong_kind_of_file(tmp_path) -> None:
 def test_video_source_matches_the_video_decoder(tmp_path) -> None:
     path = video_file(tmp_path / "clip.shac")
     source = open_source(open_stream(path))
-    assert isinstance(source, VideoSource)
+    assert isinstance(source, VideoSource) and isinstance(source, protocol.PlanarSource)
+    coords = pixel_coords(source.height, source.width)
     for lod in (1, 3):
         frames = source.frames(lod)
         assert np.array_equal(frames, decode_frames(path, max_lod=lod)[0])
-        assert np.allclose(source.full_frame(lod, 1), frames[1] / 255.0, atol=1e-6)
+        colours = torch.round(source.colours(coords, lod, 1) * 255).reshape(frames[1].shape)
+        assert np.array_equal(colours.numpy().astype(np.uint8), frames[1])
 
 
 def test_scene_source_matches_the_scene_decoder(tmp_path) -> None:
     path = scene_file(tmp_path / "scene.shac")
     source = open_source(open_stream(path))
-    assert isinstance(source, SceneSource)
+    assert isinstance(source, SceneSource) and isinstance(source, protocol.SceneSource)
     c2w, intr = source.default_view()
     for lod in (1, 3, 2):
         mine = source.render(lod, c2w, intr, 10, 12)

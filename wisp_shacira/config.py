@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import types
 import typing
@@ -172,8 +173,10 @@ def build_config(cls: type, data: dict, where: str = "") -> Any:
     unknown = sorted(set(data) - names)
     if unknown:
         prefix = f"{where}." if where else ""
+        close = difflib.get_close_matches(unknown[0], names, n=1)
+        hint = f"did you mean {prefix}{close[0]}? " if close else ""
         raise ConfigError(f"unknown config key {prefix}{unknown[0]} "
-                          f"(known: {', '.join(sorted(names))})")
+                          f"({hint}known: {', '.join(sorted(names))})")
     required = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in data
                 and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if required:
@@ -205,3 +208,75 @@ def require(condition: bool, message: str) -> None:
 def to_dict(obj: Any) -> dict:
     """A dataclass config as a plain (JSON/YAML-serialisable) dict."""
     return dataclasses.asdict(obj)
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyDoc:
+    """One config key: dotted name, type, value (the default, or a config's) and meaning."""
+
+    key: str
+    type: str
+    value: Any
+    meaning: str
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """The ``Attributes:`` entries (continuation lines joined) of the docstrings of ``cls``
+    and its bases."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        inside, indent, name = False, 0, ""
+        for line in (klass.__doc__ or "").splitlines():
+            stripped, current = line.strip(), len(line) - len(line.lstrip())
+            if stripped == "Attributes:":
+                inside, indent = True, current + 4
+            elif inside and stripped and current < indent:
+                inside = False
+            elif inside and stripped and current == indent and ":" in stripped:
+                name, text = stripped.split(":", 1)
+                name = name.strip()
+                docs[name] = text.strip()
+            elif inside and stripped and name:
+                docs[name] += " " + stripped
+    return {k: v.replace("``", "") for k, v in docs.items()}
+
+
+def _type_name(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join("null" if a is type(None) else _type_name(a) for a in args)
+    if origin is Literal:
+        return "|".join(str(a) for a in args)
+    if origin in (tuple, list):
+        inner = ", ".join(_type_name(a) for a in args if a is not Ellipsis)
+        return f"[{inner}{', ...' if Ellipsis in args or origin is list else ''}]"
+    return getattr(hint, "__name__", str(hint))
+
+
+def describe_config(cls: type, values: Any = None, prefix: str = "") -> list[KeyDoc]:
+    """Every leaf key of dataclass ``cls`` (sections flattened to dotted names), with its
+    type, its value in ``values`` (an instance; default: the class defaults) and the
+    first line of its documentation."""
+    hints = typing.get_type_hints(cls)
+    docs = _attribute_docs(cls)
+    values = cls() if values is None else values
+    out: list[KeyDoc] = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        value, hint = getattr(values, f.name), hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            out += describe_config(hint, value, f"{prefix}{f.name}.")
+        else:
+            out.append(KeyDoc(f"{prefix}{f.name}", _type_name(hint), value,
+                              docs.get(f.name, "")))
+    return out
+
+
+def leaf_keys(data: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the non-mapping values of a nested dict."""
+    keys: list[str] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        keys += leaf_keys(value, f"{name}.") if isinstance(value, dict) else [name]
+    return keys

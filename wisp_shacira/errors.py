@@ -26,3 +26,10 @@ class OutputError(ShaciraError):
     """An output that cannot be written: a suffix the output cannot have, an unwritable
     folder, a full disk, or a read-only existing file the user did not ask to replace
     (``--force``)."""
+
+
+class MissingExtraError(ShaciraError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names
+    the feature and the ``pip install 'wisp-shacira[EXTRA]'`` command that adds it
+    (raised by :func:`wisp_shacira.extras.require`). Also an :class:`ImportError`, so
+    code that treats the optional package as absent keeps working."""

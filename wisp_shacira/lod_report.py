@@ -12,22 +12,17 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from wisp_shacira.codec.container import read_file_bytes, write_atomic
-from wisp_shacira.codec.model_io import ShacModel
-from wisp_shacira.datasets.image import load_image
-from wisp_shacira.datasets.video import load_video
-from wisp_shacira.errors import BitstreamError, ConfigError, DataError
-from wisp_shacira.lod import (ImageSource, LodStream, SceneSource, VideoSource,
-                              stream_from_bytes)
+from wisp_shacira.errors import DataError
+from wisp_shacira.extras import require
+from wisp_shacira.lod import stream_from_bytes, stream_task
 from wisp_shacira.metrics import psnr
 from wisp_shacira.tasks.common import timed
-from wisp_shacira.tasks.nerf_poses import read_poses
 
 
 @dataclass
@@ -69,17 +64,6 @@ class LodReport:
                 "reference": self.reference, "warning": self.warning, "lods": lods}
 
 
-@dataclass
-class _Target:
-    """How to render one LOD of a task (``[V, H, W, C]``, V frames or views) and what
-    to compare it with; ``preview`` picks the view shown in the strip."""
-
-    render: Callable[[ShacModel, int], np.ndarray]
-    reference: np.ndarray | None
-    label: str
-    preview: int = 0
-
-
 def _unit(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float64) / 255.0 if array.dtype == np.uint8 else array
 
@@ -90,80 +74,6 @@ def mean_psnr(renders: np.ndarray, reference: np.ndarray) -> float:
         raise DataError(f"reference of shape {reference.shape} does not match the "
                         f"renders' {renders.shape}")
     return float(np.mean([psnr(_unit(a), _unit(b)) for a, b in zip(renders, reference)]))
-
-
-def _image_target(stream: LodStream, reference: Path | None) -> _Target:
-    source = ImageSource(stream.model, stream.name)   # checks the file's configuration
-    ref, label = None, "full LOD (no reference given)"
-    if reference is not None:
-        pixels = load_image(reference).pixels
-        expected = (source.height, source.width, source.channels)
-        if pixels.shape != expected:
-            raise DataError(f"{reference}: image of shape {pixels.shape}, the model holds "
-                            f"{expected} (height, width, channels)")
-        ref, label = pixels[None], f"original image {reference}"
-    return _Target(lambda model, lod: ImageSource(model, stream.name).full_frame(lod)[None],
-                   ref, label)
-
-
-def _video_reference(path: Path, num_frames: int, height: int, width: int) -> np.ndarray:
-    """The first ``num_frames`` frames of ``path``, area-downscaled to the model's size."""
-    first = load_video(path, 0, 1)
-    factor = first.shape[2] // width
-    if factor < 1 or first.shape[2] // factor != width or first.shape[1] // factor != height:
-        raise DataError(f"{path}: frames of {first.shape[2]}x{first.shape[1]} are not an "
-                        f"integer multiple of the model's {width}x{height}")
-    return load_video(path, 0, num_frames, 1, factor)
-
-
-def _video_target(stream: LodStream, reference: Path | None) -> _Target:
-    source = VideoSource(stream.model, stream.name)   # checks the file's configuration
-    frames = source.num_frames
-    ref, label = None, "full LOD (no reference given)"
-    if reference is not None:
-        ref = _video_reference(reference, frames, source.height, source.width)
-        label = f"original video {reference} (first {frames} frames)"
-    return _Target(lambda model, lod: VideoSource(model, stream.name).frames(lod), ref, label,
-                   preview=frames // 2)
-
-
-def _scene_target(stream: LodStream, poses: Path | None, max_views: int | None) -> _Target:
-    source = SceneSource(stream.model, stream.name)
-    c2w, intr = source.default_view()
-    height, width, ref = source.height, source.width, None
-    label = "full LOD at the first turntable view (no poses given)"
-    if poses is not None:
-        views = read_poses(poses, stream.model.config)
-        keep = [i for i, img in enumerate(views.images) if img is not None] or \
-            list(range(len(views.images)))
-        keep = keep[:max_views] if max_views else keep
-        c2w, intr, height, width = views.c2w[keep], views.intrinsics[keep], views.height, views.width
-        if views.images[keep[0]] is not None:
-            ref = np.stack([views.images[i] for i in keep])
-            label = f"{len(keep)} views of {poses}"
-        else:
-            label = f"full LOD at {len(keep)} views of {poses} (no images found)"
-
-    def render(model: ShacModel, lod: int) -> np.ndarray:
-        return SceneSource(model, stream.name).render(lod, c2w, intr, height, width)
-
-    return _Target(render, ref, label)
-
-
-def _target(stream: LodStream, reference: Path | None, poses: Path | None,
-            max_views: int | None) -> _Target:
-    if stream.task == "nerf":
-        if reference is not None:
-            raise ConfigError("a scene is compared with views: give --poses, not --reference")
-        return _scene_target(stream, poses, max_views)
-    if poses is not None:
-        raise ConfigError(f"--poses is for scenes; {stream.name} holds a {stream.task}")
-    if stream.task == "image":
-        return _image_target(stream, reference)
-    if stream.task == "video":
-        return _video_target(stream, reference)
-    raise BitstreamError(f"{stream.name}: holds a {stream.task!r} model; LOD analysis "
-                         f"supports image, video and nerf")
 
 
 def _rgb8(view: np.ndarray) -> np.ndarray:
@@ -185,7 +95,8 @@ def analyse(path: str | Path, reference: Path | None = None, poses: Path | None 
     """
     data = read_file_bytes(path)
     stream = stream_from_bytes(data, str(path), partial=True)
-    target = _target(stream, reference, poses, max_views)
+    target = stream_task(stream).lod_target(stream.model, stream.name, reference, poses,
+                                            max_views)
     rows, renders = [], []
     for lod, nbytes in enumerate(stream.lod_bytes, start=1):
         with timed() as seconds:
@@ -201,7 +112,7 @@ def analyse(path: str | Path, reference: Path | None = None, poses: Path | None 
 
 def save_plot(report: LodReport, path: Path, force: bool = False) -> None:
     """Bytes-vs-PSNR curve of the LODs as a PNG (``force``: replace a read-only file)."""
-    import matplotlib
+    matplotlib = require("matplotlib", "plots", f"the plot {path.name}")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -11,7 +11,7 @@ import constriction
 from wisp_shacira.codec import coder
 from wisp_shacira.codec.coder import decode_symbols, encode_symbols
 from wisp_shacira.codec.container import CODER_LEGACY
-from wisp_shacira.entropy.tables import FrequencyTable, build_table
+from wisp_shacira.codec.tables import FrequencyTable, build_table
 
 
 def _tables_for(symbols: np.ndarray, rng: np.random.Generator) -> list[FrequencyTable]:

@@ -21,7 +21,10 @@ def test_round_trip_and_sizes() -> None:
     container = unpack_sections(data)
     assert [(s.kind, s.payload) for s in container.sections] == SECTIONS
     header = len(data) - sum(s.nbytes for s in container.sections)
-    assert header == 7   # magic, version, coder, section count
+    assert header == 7 == container.header_nbytes   # magic, version, coder, section count
+    starts = [s.start for s in container.sections]
+    assert starts == [header] + [s.end for s in container.sections[:-1]]
+    assert container.sections[-1].end == len(data)
 
 
 def test_every_truncation_is_an_error_naming_the_problem() -> None:

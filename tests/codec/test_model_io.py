@@ -8,8 +8,9 @@ from wisp_shacira.codec.container import CODER_EXACT, pack_sections, unpack_sect
 from wisp_shacira.codec.model_io import (KIND_CONFIG, KIND_LEVEL, KIND_TABLES, KIND_WEIGHTS,
                                          TABLES_PER_LEVEL, TABLES_SHARED, ShacModel,
                                          _level_payloads, _pack_tables, decode_model,
-                                         encode_model, read_shac, section_summary, write_shac)
-from wisp_shacira.entropy.tables import build_table
+                                         encode_model, level_prefix_bytes, prefix_nbytes,
+                                         read_shac, section_offsets, section_summary, write_shac)
+from wisp_shacira.codec.tables import build_table
 from wisp_shacira.errors import BitstreamError
 
 
@@ -47,6 +48,32 @@ def test_max_lod_and_partial_prefix() -> None:
     assert len(partial.levels) == 3 and partial.problem
     with pytest.raises(BitstreamError, match="truncated"):
         decode_model(data[:last_level])
+
+
+def test_section_offsets_tile_the_file_and_give_the_lod_prefixes(tmp_path) -> None:
+    model = _model(np.random.default_rng(1))
+    data = encode_model(model)
+    path = tmp_path / "m.shac"
+    path.write_bytes(data)
+    spans = section_offsets(data)
+    assert spans == section_offsets(path)
+    levels = [f"level {i}" for i in range(4)]
+    assert [s.name for s in spans] == ["config", "tables", "weights"] + levels
+    assert spans[0].start == len(data) - sum(s.nbytes for s in spans)  # the file header
+    assert all(a.end == b.start for a, b in zip(spans, spans[1:])) and spans[-1].end == len(data)
+    assert [data[s.start] for s in spans] == [s.kind for s in spans]
+    assert [(s.name, s.nbytes) for s in spans] == section_summary(path)[0]
+    ends = level_prefix_bytes(data)
+    assert ends == [s.end for s in spans[3:]] == [prefix_nbytes(data, k) for k in range(1, 5)]
+    assert prefix_nbytes(path, 0) == spans[2].end
+    for k, end in enumerate(ends, start=1):
+        assert len(decode_model(data[:end], partial=True).levels) == k
+        assert len(decode_model(data[:end - 1], partial=True).levels) == k - 1
+        assert level_prefix_bytes(data[:end]) == ends[:k]
+    with pytest.raises(BitstreamError, match="no prefix holds 2 levels"):
+        prefix_nbytes(data[:ends[1] - 1], 2)
+    with pytest.raises(BitstreamError, match="not a .shac"):
+        section_offsets(b"PNG!" + data[4:])
 
 
 def test_header_damage_is_fatal_even_in_partial_mode() -> None:

@@ -1,14 +1,10 @@
-"""Factorised prior and integer frequency tables."""
+"""Factorised prior (the integer tables are tested in tests/codec/test_tables.py)."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from wisp_shacira.entropy.prior import FactorizedPrior
-from wisp_shacira.entropy.tables import build_table, quantize_pmf
 
 
 def test_pmf_over_a_wide_range_sums_to_one() -> None:
@@ -35,26 +31,3 @@ def test_training_the_prior_lowers_the_bits_of_its_data() -> None:
     assert after < before - 1.0
     assert after < entropy + 0.1
 
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(0, 1e6, allow_nan=False), min_size=2, max_size=300),
-       st.integers(8, 20))
-def test_quantized_frequencies_are_positive_and_exact(probs: list[float], precision: int) -> None:
-    freqs = quantize_pmf(np.array(probs), precision)
-    assert freqs.dtype == np.uint32
-    assert freqs.min() >= 1
-    assert int(freqs.sum()) == 1 << precision
-
-
-def test_quantization_follows_the_probabilities() -> None:
-    freqs = quantize_pmf(np.array([0.7, 0.2, 0.1]), 16)
-    assert abs(freqs[0] / 65536 - 0.7) < 1e-3 and freqs[0] > freqs[1] > freqs[2]
-
-
-def test_one_symbol_table_and_errors() -> None:
-    table = build_table(np.array([1.0]), low=5)
-    assert table.num_symbols == 1 and table.low == table.high == 5
-    with pytest.raises(ValueError):
-        quantize_pmf(np.array([0.5, -0.1]))
-    with pytest.raises(ValueError):
-        quantize_pmf(np.ones(300), precision=8)

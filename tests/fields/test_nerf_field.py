@@ -62,15 +62,28 @@ def test_field_shapes_ranges_and_gradients(compressed: bool) -> None:
     assert all(p.grad is not None for p in field.heads.parameters())
 
 
-def test_shared_table_matches_per_call_decoding() -> None:
+def test_query_matches_per_call_decoding_at_every_lod() -> None:
     torch.manual_seed(0)
     field = RadianceField(GRID, NEF).eval()
     points, dirs = torch.rand(40, 3) * 2 - 1, _unit(40)
-    sigma, rgb = field(points, dirs)
-    with field.shared_table():
-        sigma2, rgb2 = field(points, dirs)
-    assert torch.equal(sigma, sigma2) and torch.equal(rgb, rgb2)
-    assert torch.equal(field.density(points), sigma)
+    for lod in (None, 1, GRID.num_levels):
+        sigma, rgb = field(points, dirs, lod)
+        query = field.query(lod)
+        sigma2, rgb2 = query(points, dirs)
+        assert torch.equal(sigma, sigma2) and torch.equal(rgb, rgb2)
+        assert torch.equal(query.density(points), sigma)
+    assert not torch.equal(field(points, dirs, 1)[0], field(points, dirs)[0])
+
+
+def test_tau_is_an_argument_of_the_forward_pass() -> None:
+    torch.manual_seed(0)
+    field = RadianceField(GRID, NEF)
+    points, dirs = torch.rand(40, 3) * 2 - 1, _unit(40)
+    hard = field(points, dirs)[0]
+    assert torch.equal(hard, field(points, dirs, tau=None)[0])
+    assert not torch.equal(hard, field(points, dirs, tau=0.5)[0])   # stochastic soft rounding
+    with pytest.raises(ValueError, match="lod 0 is out of range"):
+        field(points, dirs, lod=0)
 
 
 def test_shac_round_trip_gives_the_same_field(tmp_path: Path) -> None:

@@ -48,4 +48,4 @@ def test_export_round_trip_is_exact() -> None:
     other.load_shac_model(model)
     coords = torch.rand(100, 3)
     assert torch.equal(field(coords), other(coords))
-    assert torch.equal(field(coords, lod_idx=1), other(coords, lod_idx=1))
+    assert torch.equal(field(coords, lod=2), other(coords, lod=2))

@@ -31,8 +31,7 @@ def test_distortion_reaches_latents_decoder_and_mlp_in_soft_and_hard_phases() ->
     coords = torch.rand(64, 2)
     for tau in (0.5, None):
         field.zero_grad()
-        field.grid.tau = tau
-        field(coords).square().mean().backward()
+        field(coords, tau=tau).square().mean().backward()
         assert field.grid.latents.grad.abs().sum() > 0
         assert field.grid.decoder.weight.grad.abs().sum() > 0
         assert all(p.grad.abs().sum() > 0 for p in field.heads.parameters())
@@ -43,20 +42,19 @@ def test_lod_zeroes_finer_levels() -> None:
     grid = ShaciraGrid(3, CFG).eval()
     coords = torch.rand(32, 3)
     full = grid.interpolate(coords)
-    coarse = grid.interpolate(coords, lod_idx=1)
+    coarse = grid.interpolate(coords, lod=2)
     feat = CFG.feature_dim
     assert full.shape == (32, CFG.num_levels * feat)
     assert torch.equal(coarse[:, :2 * feat], full[:, :2 * feat])
     assert torch.all(coarse[:, 2 * feat:] == 0)
 
 
-def test_eval_uses_hard_integers_and_export_matches() -> None:
+def test_no_tau_gives_hard_integers_and_export_matches() -> None:
     torch.manual_seed(0)
     grid = ShaciraGrid(2, CFG)
-    grid.tau = 0.3
-    grid.eval()
     q = grid.quantized_latents()
     assert torch.equal(q, torch.round(grid.latents))
+    assert not torch.equal(grid.quantized_latents(0.3), q)
     levels = grid.integer_latents()
     assert [len(l) for l in levels] == list(grid.layout.table_sizes)
     tables = grid.frequency_tables()

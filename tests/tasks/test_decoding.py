@@ -18,7 +18,7 @@ from wisp_shacira.cli.main import main
 from wisp_shacira.codec.container import pack_sections, unpack_sections
 from wisp_shacira.codec.model_io import (KIND_LEVEL, KIND_TABLES, _pack_tables, _pack_weights,
                                          decode_model, encode_model)
-from wisp_shacira.entropy.tables import build_table
+from wisp_shacira.codec.tables import build_table
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "v3_baf8633"
 SMALL_LIMIT = "256M"

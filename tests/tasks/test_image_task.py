@@ -130,4 +130,4 @@ def test_planned_mini_batches_visit_every_pixel_once_per_epoch(batch_size: int) 
     expected = sorted(round(float(errors[idx].mean()), 5) for idx in subsets)
     with torch.no_grad():
         for _ in range(2):  # each epoch visits every subset once, in some order
-            assert sorted(round(float(step()), 5) for _ in subsets) == expected
+            assert sorted(round(float(step(None)), 5) for _ in subsets) == expected

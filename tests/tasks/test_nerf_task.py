@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -155,14 +154,11 @@ def test_missing_scene_and_missing_image_are_clear_errors(scene_dir: Path, tmp_p
         nerf.run(tiny_config(broken, tmp_path / "o"), tmp_path / "o")
 
 
-def test_app_main_reports_user_errors_without_traceback(scene_dir: Path, tmp_path: Path,
+def test_encode_reports_user_errors_without_traceback(scene_dir: Path, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture) -> None:
-    sys.path.insert(0, str(ROOT))
-    app = _load_module("app_main", ROOT / "app" / "main.py")
     (tmp_path / "transforms_train.json").write_text("{not json")
-    run = app.run_guarded(lambda: app._main(["--config", str(ROOT / "configs" / "shacira_nerf.yaml"),
-                                             "--dataset.path", str(tmp_path), "--output",
-                                             str(tmp_path / "out")]))
+    run = cli_main(["encode", "--config", "shacira_nerf", "--dataset.path", str(tmp_path),
+                    "--output", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert run == 2 and "malformed JSON" in err and "transforms_train.json" in err
     assert "Traceback" not in err

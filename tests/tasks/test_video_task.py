@@ -1,7 +1,6 @@
 """Video task end to end on a tiny generated clip, decoded in a fresh process."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,6 @@ import pytest
 from PIL import Image
 
 from wisp_shacira.cli.main import main as cli_main
-from wisp_shacira.cli.main import run_guarded
 from wisp_shacira.config import build_config
 from wisp_shacira.datasets.video import VideoSampler, load_video
 from wisp_shacira.errors import BitstreamError, ConfigError, DataError
@@ -168,21 +166,13 @@ def test_decode_rejects_other_tasks_and_bad_files(tmp_path: Path, trained) -> No
         video.field_from_model(model, "x.shac")
 
 
-def _app_main():
-    spec = importlib.util.spec_from_file_location("app_main", ROOT / "app" / "main.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_entry_points_report_errors_in_one_line(tmp_path: Path, trained, capsys) -> None:
     _, shac, _ = trained
     config = tmp_path / "c.yaml"
     config.write_text("task: video\ntrainer:\n  iterations: 2\n")
-    app = _app_main()
-    argv = ["--config", str(config), "--dataset.path", str(tmp_path / "no.mp4"),
+    argv = ["encode", "--config", str(config), "--dataset.path", str(tmp_path / "no.mp4"),
             "--output", str(tmp_path / "o")]
-    assert run_guarded(lambda: app._main(argv)) == 2
+    assert cli_main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "no.mp4" in err and len(err.strip().splitlines()) == 1
     assert cli_main(["decode", str(shac), "-o", str(tmp_path / "x.png")]) == 2

@@ -42,6 +42,6 @@ def test_fixed_step_training_moves_latents_by_whole_units() -> None:
     before = field.grid.latents.detach().clone()
     trainer = RDTrainer(field, TRAIN)
     for _ in range(TRAIN.iterations):
-        trainer.step(lambda: torch.mean((field(coords) - target) ** 2))
+        trainer.step(lambda tau: torch.mean((field(coords, tau=tau) - target) ** 2))
     moved = (field.grid.latents.detach() - before).abs().max()
     assert moved > 1.0, "the latents' lr (0.1 / 0.01 = 10 per step) should move whole units"

@@ -437,7 +437,7 @@ def test_trainer_groups_rate_and_export(fake, tmp_path):
     for iteration in (1, 2):
         trainer.iteration = iteration
         trainer.pre_step()
-        assert grid.core.tau is not None
+        assert grid.tau is not None
         trainer.step(data)
     assert trainer.pre_steps == 2
     assert not torch.equal(before, grid.core.latents)

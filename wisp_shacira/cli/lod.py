@@ -7,7 +7,8 @@ Usage::
 Prints, per LOD, the bytes a stream needs to render it (the file's prefix up to and
 including that level) and its PSNR: against ``--reference`` (the original image or
 video), against the views of ``--poses`` that have images (a scene), or else against
-the highest LOD. Writes ``DIR/lod.json``, ``DIR/lod_psnr.png`` (bytes vs PSNR) and
+the highest LOD. Writes ``DIR/lod.json``, ``DIR/lod_psnr.png`` (bytes vs PSNR; needs the
+extra ``plots``, skipped with a warning without it) and
 ``DIR/lod_strip.png`` (one render per LOD); DIR defaults to ``FILE_lod`` beside the
 file. A truncated or damaged file is measured on the levels it fully holds. The
 outputs are checked (folder name, writability) before anything is decoded;
@@ -21,8 +22,8 @@ import sys
 from pathlib import Path
 
 from wisp_shacira.cli.options import add_force, add_max_memory, check_output_folder
-from wisp_shacira.cli.report import format_table
-from wisp_shacira.errors import ConfigError
+from wisp_shacira.tasks.report import format_table
+from wisp_shacira.errors import ConfigError, MissingExtraError
 
 
 def _table(report) -> str:
@@ -56,9 +57,14 @@ def cmd_lod(args: argparse.Namespace) -> None:
           f"PSNR vs {report.reference}")
     print(_table(report))
     write_json(targets[0], report.to_json(), force=args.force)
-    save_plot(report, targets[1], force=args.force)
+    written = [targets[0], targets[1].name, targets[2].name]
+    try:
+        save_plot(report, targets[1], force=args.force)
+    except MissingExtraError as exc:   # core install: the table, JSON and strip still count
+        print(f"warning: {exc}; {targets[1].name} not written", file=sys.stderr)
+        written.remove(targets[1].name)
     save_strip(report, targets[2], force=args.force)
-    print(f"wrote {targets[0]}, {targets[1].name}, {targets[2].name}")
+    print(f"wrote {', '.join(map(str, written))}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

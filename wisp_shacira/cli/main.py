@@ -1,7 +1,8 @@
-"""``wisp-shacira``: inspect and decode ``.shac`` files.
+"""``wisp-shacira``: compress signals into ``.shac`` files, inspect and decode them.
 
-Subcommands: ``info FILE`` (sections and byte sizes), ``decode FILE -o OUT``
-(rebuild the signal from the file alone). User errors print one line and exit 2.
+Subcommands: ``encode --config CONFIG`` (train, export, decode check, report; any
+task), ``info FILE`` (sections and byte sizes), ``decode FILE -o OUT`` (rebuild the
+signal from the file alone), ``render``, ``lod``, ``view``. User errors print one line and exit 2.
 Commands that write files refuse to replace a read-only output unless ``--force``;
 ``--max-memory SIZE`` bounds the memory a decode may need.
 """
@@ -17,7 +18,7 @@ from typing import Callable
 
 from wisp_shacira.cli.options import (add_force, add_max_memory, apply_max_memory,
                                       check_max_lod, read_header)
-from wisp_shacira.cli.report import format_table
+from wisp_shacira.tasks.report import format_table
 from wisp_shacira.codec.limits import ENV_MAX_MEMORY
 from wisp_shacira.codec.model_io import read_shac, section_summary
 from wisp_shacira.errors import ShaciraError
@@ -47,7 +48,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
     name = header.config.get("task") if isinstance(header.config, dict) else None
     task = get_task(name)
     check_max_lod(source, args.max_lod, header.num_levels)
-    prepare_decode_output(str(name), source, output, args.force)
+    prepare_decode_output(task, source, output, args.force)
     if args.partial:
         from wisp_shacira.lod import decode_partial
         out, stream = decode_partial(source, output, args.max_lod, force=args.force)
@@ -60,7 +61,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
 
 
 EXTRA_COMMANDS: list[str] = [
-    "wisp_shacira.cli.render", "wisp_shacira.cli.lod", "wisp_shacira.cli.view",
+    "wisp_shacira.cli.encode", "wisp_shacira.cli.render", "wisp_shacira.cli.lod", "wisp_shacira.cli.view",
 ]
 
 
@@ -106,12 +107,16 @@ def run_guarded(func: Callable[[], None]) -> int:
     return 0
 
 
-def _dispatch(args: argparse.Namespace) -> None:
-    """Run the subcommand with ``--max-memory`` applied for its duration only."""
+def _dispatch(args: argparse.Namespace, rest: list[str]) -> None:
+    """Run the subcommand with ``--max-memory`` applied for its duration only; ``rest``:
+    the config overrides of ``encode``."""
     before = os.environ.get(ENV_MAX_MEMORY)
     try:
         apply_max_memory(args)
-        args.func(args)
+        if getattr(args, "takes_overrides", False):
+            args.func(args, rest)
+        else:
+            args.func(args)
     finally:
         if before is None:
             os.environ.pop(ENV_MAX_MEMORY, None)
@@ -121,10 +126,13 @@ def _dispatch(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``wisp-shacira``; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "takes_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    return run_guarded(lambda: _dispatch(args))
+    return run_guarded(lambda: _dispatch(args, rest))
 
 
 if __name__ == "__main__":

@@ -20,10 +20,11 @@ import numpy as np
 
 from wisp_shacira.cli.options import (add_force, add_max_memory, check_max_lod,
                                       check_output_folder, read_header)
-from wisp_shacira.cli.report import format_table
+from wisp_shacira.tasks.report import format_table
 from wisp_shacira.datasets.image import encode_png
-from wisp_shacira.datasets.video import save_video
+from wisp_shacira.datasets.video import check_video_output, save_video
 from wisp_shacira.errors import ConfigError
+from wisp_shacira.metrics import mean_metric
 from wisp_shacira.outputs import check_writable, write_atomic
 from wisp_shacira.tasks.common import check_not_input, timed, write_json
 from wisp_shacira.tasks.nerf_eval import load_any_model, render_turntable, render_views, view_metrics
@@ -37,7 +38,7 @@ def _metrics_table(names: list[str], has_gt: list[bool], psnrs: list[float],
     values = iter(zip(psnrs, ssims))
     for name, gt in zip(names, has_gt):
         rows.append([name, *next(values)] if gt else [name, "-", "-"])
-    rows.append([f"mean ({len(psnrs)} views)", float(np.mean(psnrs)), float(np.mean(ssims))])
+    rows.append([f"mean ({len(psnrs)} views)", float(np.mean(psnrs)), mean_metric(ssims)])
     return format_table(["view", "PSNR", "SSIM"], rows)
 
 
@@ -47,6 +48,8 @@ def _check_before_decoding(args: argparse.Namespace, source: Path, out_dir: Path
         raise ConfigError(f"--frames must be >= 1 and --fps > 0, got {args.frames}, {args.fps}")
     check_output_folder(out_dir)
     check_writable(out_dir / "metrics.json", force=True)
+    if args.video:
+        check_video_output(out_dir / "turntable.mp4")    # an MP4 needs the extra "video"
     if source.suffix.lower() == ".shac" and args.max_lod is not None:
         check_max_lod(source, args.max_lod, read_header(source).num_levels)
 
@@ -91,7 +94,7 @@ def cmd_render(args: argparse.Namespace) -> None:
                     for n, p, s in zip([n for n, g in zip(poses.names, has_gt) if g], psnrs, ssims)]
         write_json(out_dir / "metrics.json", {"file": str(source), "poses": str(args.poses),
                                               "psnr": float(np.mean(psnrs)),
-                                              "ssim": float(np.mean(ssims)), "views": per_view},
+                                              "ssim": mean_metric(ssims), "views": per_view},
                    force=args.force)
     if args.video:
         path = save_video(render_turntable(model, args.frames), out_dir / "turntable.mp4",

@@ -2,7 +2,7 @@
 
 This is the only module of the package that imports ``constriction``. Each call
 codes one block of symbols ``[N, D]`` (one grid level) against one
-:class:`~wisp_shacira.entropy.tables.FrequencyTable` per dimension; dimensions
+:class:`~wisp_shacira.codec.tables.FrequencyTable` per dimension; dimensions
 whose table holds a single symbol cost no bits. Dimensions are pushed in reverse so
 the decoder pops dimension 0 first; the payload is the coder's 32-bit words.
 
@@ -28,7 +28,7 @@ decoding crafted coder states at every boundary of a test table.
 
 Example:
     >>> import numpy as np
-    >>> from wisp_shacira.entropy.tables import build_table
+    >>> from wisp_shacira.codec.tables import build_table
     >>> tables = [build_table(np.array([0.2, 0.5, 0.3]), low=-1)]
     >>> symbols = np.array([[0], [1], [-1], [0]], dtype=np.int32)
     >>> data = encode_symbols(symbols, tables)
@@ -43,7 +43,7 @@ import constriction
 import numpy as np
 
 from wisp_shacira.codec.container import CODER_EXACT, CODER_LEGACY
-from wisp_shacira.entropy.tables import FrequencyTable
+from wisp_shacira.codec.tables import FrequencyTable
 
 MODEL_PRECISION = 24
 """Bits of constriction's default ANS models (``AnsCoder``: 32-bit words, 64-bit state)."""

@@ -40,11 +40,19 @@ MAX_SECTIONS = 1 << 16
 
 @dataclass
 class Section:
-    """One section: ``kind`` code, ``payload`` bytes, and its encoded size with header."""
+    """One section: ``kind`` code, ``payload`` bytes, its encoded size with header
+    (``nbytes``) and the file offset of its first byte (``start``, its kind byte).
+    The section occupies bytes ``start .. end - 1`` of the file."""
 
     kind: int
     payload: bytes
     nbytes: int = 0
+    start: int = 0
+
+    @property
+    def end(self) -> int:
+        """Offset one past the section's last byte: a prefix of ``end`` bytes holds it."""
+        return self.start + self.nbytes
 
 
 @dataclass
@@ -57,7 +65,8 @@ class Container:
         declared: how many sections the header announces.
         problem: why reading stopped early (partial mode), else None.
         coder: the coder layout of the level sections (``CODER_LEGACY`` before version 3).
-        header_nbytes: bytes of the file header (magic, version, coder, count).
+        header_nbytes: bytes of the file header (magic, version, coder, count); the
+            first section starts there.
     """
 
     sections: list[Section] = field(default_factory=list)
@@ -176,7 +185,7 @@ def unpack_sections(data: bytes, name: str = "<bytes>", partial: bool = False) -
         if crc != stored:
             result.problem = f"corrupt: checksum mismatch in section {index} of {result.declared}"
             break
-        result.sections.append(Section(kind, payload, pos - start))
+        result.sections.append(Section(kind, payload, pos - start, start))
     if result.problem is None and pos != len(data):
         result.problem = f"corrupt: {len(data) - pos} unexpected trailing bytes"
     if result.problem is not None and not partial:

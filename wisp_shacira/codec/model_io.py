@@ -10,6 +10,9 @@ Section order (coarse to fine, so a prefix is useful)::
 
 The model is described by plain data (dict, numpy arrays); this module knows
 nothing of tasks or torch modules. Field-format details: ``docs/bitstream.md``.
+Where each section lies in a file, for prefix (LOD) reading: :func:`section_offsets`,
+:func:`level_prefix_bytes`, :func:`prefix_nbytes`; nothing outside the codec needs
+to know the container's layout.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from wisp_shacira.codec.coder import (CoderError, decode_symbols, encode_symbols
 from wisp_shacira.codec.container import (CODER_EXACT, CODER_LEGACY, Container, decode_varint,
                                           encode_varint, pack_sections, read_file_bytes,
                                           unpack_sections, write_atomic)
-from wisp_shacira.entropy.tables import FrequencyTable, histogram_table
+from wisp_shacira.codec.tables import FrequencyTable, histogram_table
 from wisp_shacira.errors import BitstreamError
 
 KIND_CONFIG, KIND_TABLES, KIND_WEIGHTS, KIND_LEVEL = 1, 2, 3, 4
@@ -346,6 +349,82 @@ def read_shac(path: str | os.PathLike, max_lod: int | None = None,
     return decode_model(read_file_bytes(path), str(path), max_lod, partial)
 
 
+@dataclass(frozen=True)
+class SectionSpan:
+    """Where one section lies in a file: bytes ``start .. end - 1``, its kind byte,
+    length and checksum included, so a prefix of ``end`` bytes holds the section.
+
+    Attributes:
+        name: ``"config"``, ``"tables"``, ``"weights"``, ``"level 0"``, ``"level 1"``, ...
+            (``"kind K"`` for a kind this build does not know).
+        kind: the section's kind code.
+    """
+
+    name: str
+    kind: int
+    start: int
+    end: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.start
+
+
+def _as_bytes(source: bytes | bytearray | memoryview | str | os.PathLike,
+              name: str | None) -> tuple[bytes, str]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), name or "<bytes>"
+    return read_file_bytes(source), name or str(source)
+
+
+def _spans(container: Container) -> list[SectionSpan]:
+    spans, level = [], 0
+    for section in container.sections:
+        label = KIND_NAMES.get(section.kind, f"kind {section.kind}")
+        if section.kind == KIND_LEVEL:
+            label, level = f"level {level}", level + 1
+        spans.append(SectionSpan(label, section.kind, section.start, section.end))
+    return spans
+
+
+def section_offsets(source: bytes | bytearray | memoryview | str | os.PathLike,
+                    name: str | None = None) -> list[SectionSpan]:
+    """Where each section of a file (or of its bytes) starts and ends, in file order.
+
+    The file is read in partial mode: a truncated or damaged file gives the spans of
+    its intact sections before the first missing or damaged one (a stream prefix is
+    fine). The file header (magic .. section count) is bytes ``0 .. spans[0].start - 1``.
+
+    Raises:
+        BitstreamError: unreadable file, not a .shac file, unsupported version or coder.
+    """
+    data, name = _as_bytes(source, name)
+    return _spans(unpack_sections(data, name, partial=True))
+
+
+def level_prefix_bytes(source: bytes | bytearray | memoryview | str | os.PathLike,
+                       name: str | None = None) -> list[int]:
+    """``[k - 1]`` = bytes of the shortest prefix that holds levels ``0 .. k - 1``,
+    i.e. that decodes at LOD ``k``; one entry per intact level section."""
+    return [span.end for span in section_offsets(source, name) if span.kind == KIND_LEVEL]
+
+
+def prefix_nbytes(source: bytes | bytearray | memoryview | str | os.PathLike, levels: int,
+                  name: str | None = None) -> int:
+    """Bytes needed for the first ``levels`` levels (0: CONFIG, TABLES and WEIGHTS only).
+
+    Raises:
+        BitstreamError: the file (or prefix) holds fewer intact sections than that.
+    """
+    data, name = _as_bytes(source, name)
+    spans = section_offsets(data, name)
+    if levels < 0 or len(spans) < 3 + levels:
+        held = max(0, len(spans) - 3)
+        raise BitstreamError(f"{name}: no prefix holds {levels} levels "
+                             f"({len(spans)} intact sections, {held} of them levels)")
+    return spans[2 + levels].end
+
+
 def section_summary(path: str | os.PathLike) -> tuple[list[tuple[str, int]], int, str | None]:
     """Names and byte sizes (header included) of the sections of a file.
 
@@ -354,10 +433,5 @@ def section_summary(path: str | os.PathLike) -> tuple[list[tuple[str, int]], int
     """
     data = read_file_bytes(path)
     container = unpack_sections(data, str(path), partial=True)
-    rows, level = [], 0
-    for section in container.sections:
-        label = KIND_NAMES.get(section.kind, f"kind {section.kind}")
-        if section.kind == KIND_LEVEL:
-            label, level = f"level {level}", level + 1
-        rows.append((label, section.nbytes))
+    rows = [(span.name, span.nbytes) for span in _spans(container)]
     return rows, len(data), container.problem

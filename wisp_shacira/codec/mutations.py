@@ -132,8 +132,7 @@ def _raw(data: bytes, rng: random.Random, donors: list[Container], raw_donors: l
         return data + rng.randbytes(rng.randint(1, 16))
     donor_index = rng.randrange(len(donors))
     donor, donor_bytes = donors[donor_index], raw_donors[donor_index]
-    start = donor.header_nbytes + sum(s.nbytes for s in donor.sections[:-1])
-    return data + donor_bytes[start:]
+    return data + donor_bytes[donor.sections[-1].start:]
 
 
 def mutate(data: bytes, rng: random.Random, donors: list[bytes]) -> tuple[str, bytes]:

@@ -32,6 +32,7 @@ from wisp_shacira.datasets.nerf_synthetic import (
     read_json,
 )
 from wisp_shacira.errors import DataError
+from wisp_shacira.extras import require
 from wisp_shacira.render.rays import generate_rays
 
 __all__ = ["load_rtmv", "rtmv_split_indices", "look_at_c2w", "linear_to_srgb", "srgb_to_linear",
@@ -80,12 +81,9 @@ def look_at_c2w(eye: Tensor, at: Tensor, up: Tensor) -> Tensor:
 
 
 def read_exr_channels(path: Path) -> dict[str, np.ndarray]:
-    """All channels of an EXR as float32 ``[H, W]`` arrays (needs the OpenEXR package)."""
-    try:
-        import OpenEXR
-    except ImportError:
-        raise DataError(f"{path}: reading EXR files needs the 'OpenEXR' package "
-                        "(pip install OpenEXR)") from None
+    """All channels of an EXR as float32 ``[H, W]`` arrays (needs the OpenEXR package,
+    extra ``exr``; else :class:`MissingExtraError`)."""
+    OpenEXR = require("OpenEXR", "exr", f"reading the EXR file {path}")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:

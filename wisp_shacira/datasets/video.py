@@ -3,7 +3,8 @@
 A video is either a file that FFmpeg can read (MP4, MKV, MOV, ... through PyAV) or a
 folder of frame images (PNG/JPEG, sorted in natural order: ``f2.png`` before
 ``f10.png``). Frames are always held as ``uint8`` so that long clips stay small;
-conversion to float happens per batch in the trainer.
+conversion to float happens per batch in the trainer. Video files need PyAV (the
+extra ``video``, imported at use); folders of frames need only Pillow.
 """
 from __future__ import annotations
 
@@ -17,14 +18,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-import av
 import numpy as np
 from PIL import Image
 
-from wisp_shacira.errors import ConfigError, DataError, OutputError
+from wisp_shacira.errors import ConfigError, DataError, MissingExtraError, OutputError
+from wisp_shacira.extras import require
 from wisp_shacira.outputs import staged_output
 
 logger = logging.getLogger(__name__)
+_mp4_warned = False
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi")
@@ -203,6 +205,7 @@ def _load_file(
     frames: list[np.ndarray] = []
     indices: list[int] = []
     count = 0
+    av = require("av", "video", f"reading the video file {file}")
     try:
         with av.open(str(file)) as container:
             if not container.streams.video:
@@ -242,16 +245,33 @@ def check_video_output(path: str | os.PathLike[str]) -> Path:
 
     Raises:
         OutputError: the path cannot be a video output.
+        MissingExtraError: a video file without PyAV (extra ``video``).
     """
     target = Path(path)
     suffix = target.suffix.lower()
     allowed = ", ".join(VIDEO_EXTENSIONS)
     if suffix in IMAGE_EXTENSIONS + NOT_FOLDER_SUFFIXES:
         raise OutputError(f"{target}: a video output must end in {allowed} or name a folder")
-    if suffix not in VIDEO_EXTENSIONS and target.exists() and not target.is_dir():
+    if suffix in VIDEO_EXTENSIONS:
+        require("av", "video", f"writing the video file {target}")
+    elif target.exists() and not target.is_dir():
         raise OutputError(f"{target}: is an existing file; a video output must end in "
                           f"{allowed} or name a folder")
     return target
+
+
+def decoded_clip_path(folder: Path, name: str) -> Path:
+    """Where a run writes the decoded clip ``name``: ``folder/NAME.mp4``, or, without
+    PyAV (extra ``video``), the folder of frames ``folder/NAME_frames`` (warned once)."""
+    global _mp4_warned
+    try:
+        require("av", "video", "writing the decoded clip as MP4")
+    except MissingExtraError as exc:
+        if not _mp4_warned:
+            _mp4_warned = True
+            logger.warning("%s; writing a folder of PNG frames instead", exc)
+        return Path(folder) / f"{name}_frames"
+    return Path(folder) / f"{name}.mp4"
 
 
 def save_video(
@@ -295,6 +315,7 @@ def _save_encoded(frames: np.ndarray, target: Path, fps: float, crf: int, pix_fm
     height, width = frames.shape[1:3]
     if pix_fmt == "yuv420p" and (height % 2 or width % 2):
         raise DataError(f"{target}: yuv420p needs even frame sizes, got {width}x{height}")
+    av = require("av", "video", f"writing the video file {target}")
     with staged_output(target, force) as tmp:
         with av.open(str(tmp), mode="w") as container:
             stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))

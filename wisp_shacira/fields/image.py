@@ -43,7 +43,9 @@ class ImageField(CompressedField):
         self.heads = MLP(self.grid.output_dim, nef_config.hidden_dim, nef_config.num_layers,
                          channels)
 
-    def forward(self, coords: torch.Tensor | None, lod_idx: int | None = None,
-                plan: EncodingPlan | None = None) -> torch.Tensor:
-        """Colours at ``coords: [N, 2]`` (x, y) in [0, 1]; returns [N, channels], unclamped."""
-        return self.heads(self.grid.interpolate(coords, lod_idx, plan))
+    def forward(self, coords: torch.Tensor | None, lod: int | None = None,
+                tau: float | None = None, plan: EncodingPlan | None = None) -> torch.Tensor:
+        """Colours at ``coords: [N, 2]`` (x, y) in [0, 1] (None when ``plan`` holds them),
+        using the first ``lod`` levels (None = all) in quantisation phase ``tau`` (None at
+        evaluation); returns [N, channels], unclamped."""
+        return self.heads(self.grid.interpolate(coords, lod, tau, plan))

@@ -11,8 +11,6 @@ Instant-NGP-style baseline. Both MLPs live in ``heads``, so a ``.shac`` file sto
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,7 +20,6 @@ from torch import nn
 
 from wisp_shacira.config import require
 from wisp_shacira.fields.base import MLP, CompressedField
-from wisp_shacira.grid.fast import encode
 from wisp_shacira.grid.shacira_grid import GridConfig, ShaciraGrid
 
 _TRUNC_EXP_MAX = 15.0
@@ -125,13 +122,13 @@ def view_encoding_dim(cfg: NerfNefConfig) -> int:
 class RadianceField(CompressedField):
     """``f(points, dirs) -> (density, rgb)`` over the scene box ``[-1, 1]^3``.
 
+    Every evaluation takes the LOD (levels used, None = all) and the quantisation
+    phase ``tau`` (None at evaluation) as arguments; :meth:`query` binds them, with the
+    grid table decoded once, into the callable the tracer and the occupancy grid use.
+
     Args:
         grid_config: grid hyper-parameters (the grid is 3-D over ``[0, 1]^3``).
         nef_config: MLP and encoding hyper-parameters.
-
-    Attributes:
-        lod_idx: levels above ``lod_idx`` contribute zeros (None = all); used when a
-            file is decoded with fewer levels.
     """
 
     def __init__(self, grid_config: GridConfig, nef_config: NerfNefConfig) -> None:
@@ -144,30 +141,18 @@ class RadianceField(CompressedField):
             "color": MLP(nef_config.geo_feat_dim + view_encoding_dim(nef_config),
                          nef_config.color_hidden_dim, nef_config.color_num_layers, 3),
         })
-        self.lod_idx: int | None = None
-        self._table: torch.Tensor | None = None
 
-    @contextmanager
-    def shared_table(self) -> Iterator[None]:
-        """Decode (quantise + decoder) the grid table once for every field call inside
-        the block, e.g. the tracer's several marching rounds of one training step."""
-        self._table = self.grid.decoded_table()
-        try:
-            yield
-        finally:
-            self._table = None
+    def query(self, lod: int | None = None, tau: float | None = None) -> "RadianceQuery":
+        """The field at LOD ``lod`` in phase ``tau``, with the grid table (quantise +
+        decoder) computed once for every call made through it (e.g. the tracer's
+        marching rounds of one training step)."""
+        return RadianceQuery(self, self.grid.decoded_table(tau), lod)
 
-    def _features(self, coords: torch.Tensor) -> torch.Tensor:
-        """Grid features at ``coords: [M, 3]`` in [0, 1]: [M, L * F]."""
-        if self._table is None:
-            return self.grid.interpolate(coords, self.lod_idx)
-        active = None if self.lod_idx is None else self.lod_idx + 1
-        return encode(self._table, coords, self.grid.layout, active)
-
-    def _density_features(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _density_features(self, points: torch.Tensor, lod: int | None,
+                          table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``points: [M, 3]`` in [-1, 1] -> (density [M] >= 0, geometric features [M, G])."""
         coords = ((points + 1.0) * 0.5).clamp(0.0, 1.0)
-        out = self.heads["density"](self._features(coords))
+        out = self.heads["density"](self.grid.interpolate(coords, lod, table=table))
         raw = out[:, 0]
         if self.nef_config.density_activation == "trunc_exp":
             sigma = trunc_exp(raw)
@@ -175,9 +160,12 @@ class RadianceField(CompressedField):
             sigma = F.softplus(raw - 1.0)
         return sigma, out[:, 1:]
 
-    def density(self, points: torch.Tensor) -> torch.Tensor:
-        """Density at ``points: [M, 3]`` in [-1, 1]; returns [M] (for occupancy updates)."""
-        return self._density_features(points)[0]
+    def density(self, points: torch.Tensor, lod: int | None = None, tau: float | None = None,
+                table: torch.Tensor | None = None) -> torch.Tensor:
+        """Density at ``points: [M, 3]`` in [-1, 1]; returns [M] (for occupancy updates).
+        ``table``: ``grid.decoded_table(tau)`` computed by the caller."""
+        table = self.grid.decoded_table(tau) if table is None else table
+        return self._density_features(points, lod, table)[0]
 
     def encode_dirs(self, dirs: torch.Tensor) -> torch.Tensor:
         """View encoding of ``dirs: [M, 3]`` unit vectors: [M, view_encoding_dim]."""
@@ -185,15 +173,38 @@ class RadianceField(CompressedField):
             return spherical_harmonics(dirs, self.nef_config.view_degree)
         return positional_encoding(dirs, self.nef_config.view_degree)
 
-    def forward(self, points: torch.Tensor, dirs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, points: torch.Tensor, dirs: torch.Tensor, lod: int | None = None,
+                tau: float | None = None, table: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Density and colour of samples.
 
         Args:
             points: [M, 3] in [-1, 1]^3.
             dirs: [M, 3] unit view directions.
+            lod: levels used (None = all); tau: quantisation phase (None at evaluation).
+            table: ``grid.decoded_table(tau)`` computed by the caller (then ``tau`` is
+                not used).
         Returns:
             (sigma [M] >= 0, rgb [M, 3] in (0, 1)).
         """
-        sigma, geo = self._density_features(points)
+        table = self.grid.decoded_table(tau) if table is None else table
+        sigma, geo = self._density_features(points, lod, table)
         rgb = torch.sigmoid(self.heads["color"](torch.cat([geo, self.encode_dirs(dirs)], dim=-1)))
         return sigma, rgb
+
+
+@dataclass(frozen=True)
+class RadianceQuery:
+    """A :class:`RadianceField` bound to one LOD and one decoded grid table (see
+    :meth:`RadianceField.query`): ``query(points, dirs) -> (sigma, rgb)`` and
+    ``query.density(points)``, the contract of the tracer and the occupancy grid."""
+
+    field: RadianceField
+    table: torch.Tensor
+    lod: int | None
+
+    def __call__(self, points: torch.Tensor, dirs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.field(points, dirs, self.lod, table=self.table)
+
+    def density(self, points: torch.Tensor) -> torch.Tensor:
+        return self.field.density(points, self.lod, table=self.table)

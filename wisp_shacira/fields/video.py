@@ -50,8 +50,9 @@ class VideoField(CompressedField):
         self.heads = MLP(self.grid.output_dim, nef_config.hidden_dim, nef_config.num_layers,
                          VIDEO_CHANNELS)
 
-    def forward(self, coords: torch.Tensor | None, lod_idx: int | None = None,
-                plan: EncodingPlan | None = None) -> torch.Tensor:
+    def forward(self, coords: torch.Tensor | None, lod: int | None = None,
+                tau: float | None = None, plan: EncodingPlan | None = None) -> torch.Tensor:
         """Colours at ``coords: [N, 3]`` (x, y, t) in [0, 1] (None when ``plan`` holds
-        them); returns [N, 3] RGB, unclamped."""
-        return self.heads(self.grid.interpolate(coords, lod_idx, plan))
+        them), using the first ``lod`` levels (None = all) in quantisation phase ``tau``
+        (None at evaluation); returns [N, 3] RGB, unclamped."""
+        return self.heads(self.grid.interpolate(coords, lod, tau, plan))

@@ -13,18 +13,19 @@ Wisp subclasses delegate to it. Wisp conventions handled here:
 * parameter groups: Wisp's trainer groups parameters by name (``'decoder'`` ->
   weight decay, else ``'grid'`` -> ``lr * grid_lr_weight``). Our grid's parameters
   are named ``grid.core.latents``, ``grid.core.decoder.*``, ``grid.core.prior.*``;
-  :func:`refine_param_groups` then moves them into groups of their own with the
-  SHACIRA learning rates and no weight decay (the prior must never decay).
-* rate: :class:`RateTerm` adds ``lambda * bits / entries`` to the gradients just
-  before each optimiser step (an optimiser step pre-hook), whatever form of loss and
-  loss scaling the Wisp trainer version uses.
+  ``train.rate.refine_param_groups`` then moves them into groups of their own with
+  the SHACIRA learning rates and no weight decay (the prior must never decay).
+* rate: ``train.rate.RateTerm`` adds ``lambda * bits / entries`` to the gradients
+  just before each optimiser step (an optimiser step pre-hook), whatever form of loss
+  and loss scaling the Wisp trainer version uses; the quantisation phase it returns
+  for a step is passed to :func:`interpolate_wisp` by the adapter's grid (the Wisp
+  edge, whose ``interpolate`` signature is Wisp's).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
@@ -34,8 +35,6 @@ from wisp_shacira.config import require
 from wisp_shacira.errors import BitstreamError, ShaciraError
 from wisp_shacira.fields.base import CompressedField
 from wisp_shacira.grid.shacira_grid import GridConfig, ShaciraGrid
-from wisp_shacira.train.config import TrainerConfig
-from wisp_shacira.train.schedules import lambda_at, tau_at
 
 WISP_INSTALL_HINT = (
     "wisp_shacira.wisp needs NVIDIA Kaolin and Kaolin-Wisp on a CUDA machine: install PyTorch "
@@ -108,31 +107,34 @@ def wisp_coords_to_unit(coords: torch.Tensor) -> torch.Tensor:
 
 
 def core_lod(lod_idx: int | None, num_levels: int) -> int | None:
-    """Our ``lod_idx`` (finest level used, None = all) for a Wisp ``lod_idx``.
+    """Our LOD (number of levels used, None = all) for a Wisp ``lod_idx``.
 
-    Wisp's ``lod_idx`` indexes ``active_lods = [0, ..., L-1]``; negative values count
-    from the end as in Python. ``L - 1`` means all levels.
+    Wisp's ``lod_idx`` indexes ``active_lods = [0, ..., L-1]`` (the finest level used);
+    negative values count from the end as in Python. This is the one place where a
+    Wisp index becomes a level count.
     """
     if lod_idx is None:
         return None
     index = lod_idx + num_levels if lod_idx < 0 else lod_idx
     if not 0 <= index < num_levels:
         raise ValueError(f"lod_idx {lod_idx} out of range for a grid of {num_levels} levels")
-    return None if index == num_levels - 1 else index
+    return index + 1
 
 
 def interpolate_wisp(core: ShaciraGrid, coords: torch.Tensor, lod_idx: int | None,
-                     multiscale_type: str) -> torch.Tensor:
+                     multiscale_type: str, tau: float | None = None) -> torch.Tensor:
     """``HashGrid.interpolate`` semantics on our grid.
 
     Args:
         coords: [N, 3] or [B, S, 3] in [-1, 1].
         lod_idx: Wisp LOD index (see :func:`core_lod`).
         multiscale_type: 'cat' (levels concatenated) or 'sum' (levels summed).
+        tau: quantisation phase (``RateTerm.begin_step``); None at evaluation.
     Returns:
         [..., L * F] for 'cat', [..., F] for 'sum' (leading shape of ``coords``).
     """
-    feats = core.interpolate(wisp_coords_to_unit(coords), core_lod(lod_idx, core.num_levels))
+    feats = core.interpolate(wisp_coords_to_unit(coords), core_lod(lod_idx, core.num_levels),
+                             tau)
     if multiscale_type == "sum":
         feats = feats.view(feats.shape[0], core.num_levels, -1).sum(1)
     elif multiscale_type != "cat":
@@ -150,119 +152,6 @@ def wisp_param_group(name: str) -> Literal["decoder", "grid", "rest"]:
     if "decoder" in name:
         return "decoder"
     return "grid" if "grid" in name else "rest"
-
-
-@dataclass
-class ShaciraLearningRates:
-    """Learning rates of the SHACIRA parameter groups (no weight decay on any)."""
-
-    latents: float = 0.02
-    latent_decoder: float = 0.01
-    prior: float = 1e-3
-
-    def check(self) -> None:
-        for name, value in dataclasses.asdict(self).items():
-            require(value > 0, f"trainer.lr_{name} must be > 0, got {value}")
-
-
-def refine_param_groups(optimizer: torch.optim.Optimizer, core: ShaciraGrid,
-                        lrs: ShaciraLearningRates) -> None:
-    """Move the grid's latents, latent decoder and prior into groups of their own.
-
-    Call before the first step (the optimiser has no state yet). Other parameters keep
-    the groups (and weight decay) Wisp gave them. Groups are named
-    ``shacira_latents``, ``shacira_latent_decoder`` and ``shacira_prior``. With
-    ``latent_step`` set, ``lrs.latents`` is in feature units (see ``ShaciraGrid.latent_lr``).
-    """
-    lrs.check()
-    own = {"shacira_latents": ([core.latents], core.latent_lr(lrs.latents)),
-           "shacira_latent_decoder": (list(core.decoder.parameters()), lrs.latent_decoder),
-           "shacira_prior": (list(core.prior.parameters()), lrs.prior)}
-    moved = {id(p) for params, _ in own.values() for p in params}
-    for group in optimizer.param_groups:
-        group["params"] = [p for p in group["params"] if id(p) not in moved]
-    eps = optimizer.defaults.get("eps", 1e-8)
-    for name, (params, lr) in own.items():
-        optimizer.add_param_group({"params": params, "lr": lr, "initial_lr": lr, "eps": eps,
-                                   "weight_decay": 0.0, "name": name})
-
-
-def schedule_config(lambda_start: float, lambda_end: float, anneal_fraction: float,
-                    tau_start: float, tau_end: float, rate_sample: int | None) -> TrainerConfig:
-    """A checked :class:`TrainerConfig` carrying the rate-distortion schedule.
-
-    Raises:
-        ConfigError: a value out of range.
-    """
-    cfg = TrainerConfig(lambda_start=lambda_start, lambda_end=lambda_end,
-                        anneal_fraction=anneal_fraction, tau_start=tau_start, tau_end=tau_end,
-                        rate_sample=rate_sample)
-    cfg.check()
-    return cfg
-
-
-def _progress(step: int, total_steps: int) -> float:
-    return min(1.0, max(0.0, step / max(total_steps, 1)))
-
-
-def set_temperature(core: ShaciraGrid, step: int, total_steps: int, cfg: TrainerConfig) -> None:
-    """Set the soft-rounding temperature for ``step`` (call before its forward pass)."""
-    core.tau = tau_at(cfg, _progress(step, total_steps))
-
-
-def rate_loss(core: ShaciraGrid, step: int, total_steps: int,
-              cfg: TrainerConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The rate term of ``step``: ``lambda(step) * bits / latent entries``.
-
-    Computed in float32 with autocast off (Wisp trains under mixed precision).
-
-    Returns:
-        (scalar weighted loss with gradients, scalar estimated bits, detached).
-    """
-    lam = lambda_at(cfg, _progress(step, total_steps))
-    with torch.autocast(device_type=core.latents.device.type, enabled=False):
-        bits = core.rate_bits(cfg.rate_sample).float()
-    return lam * bits / core.latents.numel(), bits.detach()
-
-
-class RateTerm:
-    """Adds the rate term to an optimiser's gradients right before each step.
-
-    The Wisp trainer has already back-propagated its own loss when it calls
-    ``optimizer.step()`` (directly or through ``GradScaler.step``, which unscales
-    first); the pre-hook back-propagates the rate on top, so the step uses the
-    gradient of ``distortion + rate``. A fused optimiser that unscales inside its
-    step finds the loss scale in ``optimizer.grad_scale`` (set by ``GradScaler``);
-    the hook then scales the rate the same way.
-
-    Args:
-        core: the grid whose latents are coded.
-        cfg: rate schedule (see :func:`schedule_config`).
-    """
-
-    def __init__(self, core: ShaciraGrid, cfg: TrainerConfig) -> None:
-        self.core = core
-        self.cfg = cfg
-        self.step = 0
-        self.total_steps = 1
-        self.last_bits = float("nan")
-
-    def begin_step(self, step: int, total_steps: int) -> None:
-        """Record the step and set the temperature (before the forward pass)."""
-        self.step, self.total_steps = step, total_steps
-        set_temperature(self.core, step, total_steps, self.cfg)
-
-    def attach(self, optimizer: torch.optim.Optimizer) -> Any:
-        """Register the step pre-hook; returns the removable handle."""
-        return optimizer.register_step_pre_hook(self.pre_step_hook)
-
-    def pre_step_hook(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-        """Back-propagate the rate of the current step (signature of a step pre-hook)."""
-        with torch.enable_grad():
-            loss, bits = rate_loss(self.core, self.step, self.total_steps, self.cfg)
-            scale = getattr(optimizer, "grad_scale", None)
-            (loss if scale is None else loss * scale.float()).backward()
-        self.last_bits = float(bits)
 
 
 class WispNerfExport(CompressedField):
@@ -336,11 +225,8 @@ def load_wisp_nerf(path: str | os.PathLike, core: ShaciraGrid, nef_heads: nn.Mod
 
 
 __all__ = [
-    "WISP_INSTALL_HINT", "WISP_TASK", "RateTerm", "ShaciraLearningRates",
-    "WispNotInstalled", "core_lod", "export_wisp_nerf", "grid_config_from_wisp",
-    "grid_config_of_file", "heads_of", "interpolate_wisp", "json_scalars", "load_wisp_nerf",
-    "lod_from_slider", "rate_loss", "refine_param_groups", "schedule_config",
-    "set_temperature", "user_error_cause", "wisp_coords_to_unit", "wisp_not_installed",
-    "wisp_param_group",
-    "WispNerfExport",
+    "WISP_INSTALL_HINT", "WISP_TASK", "WispNotInstalled", "core_lod", "export_wisp_nerf",
+    "grid_config_from_wisp", "grid_config_of_file", "heads_of", "interpolate_wisp",
+    "json_scalars", "load_wisp_nerf", "lod_from_slider", "user_error_cause",
+    "wisp_coords_to_unit", "wisp_not_installed", "wisp_param_group", "WispNerfExport",
 ]

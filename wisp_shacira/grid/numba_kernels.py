@@ -15,13 +15,17 @@ Level metadata is packed into ``meta: [L', 5]`` int64 rows
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
-from numba import njit, prange
-from numba.core.errors import NumbaError
 
-from wisp_shacira.grid.hashing import PRIMES, GridLayout
+from wisp_shacira.extras import require
+
+numba = require("numba", "fast", "the fast CPU encoding backend")
+
+from numba import njit, prange  # noqa: E402
+from numba.core.errors import NumbaError  # noqa: E402
+
+from wisp_shacira.grid.hashing import PRIMES, GridLayout  # noqa: E402
 
 __all__ = ["NumbaError", "encode_numba", "level_meta"]
 

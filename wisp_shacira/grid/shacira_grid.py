@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from wisp_shacira.codec.tables import FrequencyTable, histogram_table
 from wisp_shacira.config import require
 from wisp_shacira.entropy.prior import FactorizedPrior
-from wisp_shacira.entropy.tables import FrequencyTable, histogram_table
 from wisp_shacira.grid.fast import EncodingPlan, encode
 from wisp_shacira.grid.hashing import GridLayout, make_layout
 from wisp_shacira.grid.quantize import quantize
@@ -79,6 +79,12 @@ class GridConfig:
                 "grid.latent_step and grid.decoder_init exclude each other; set one")
 
 
+def check_lod(lod: int | None, num_levels: int) -> None:
+    """Raise ``ValueError`` unless ``lod`` (levels used) is None or in ``1..num_levels``."""
+    if lod is not None and not 1 <= lod <= num_levels:
+        raise ValueError(f"lod {lod} is out of range 1..{num_levels} (levels used)")
+
+
 class ShaciraGrid(nn.Module):
     """Compressed multi-resolution grid over ``[0, 1]^dim``.
 
@@ -94,7 +100,6 @@ class ShaciraGrid(nn.Module):
         self.layout: GridLayout = make_layout(dim, config.min_res, config.max_res,
                                               config.num_levels, config.log2_table_size)
         rows = self.layout.total_rows
-        self.tau: float | None = None
         if config.compressed:
             init = config.latent_init
             self.latents = nn.Parameter(torch.empty(rows, config.latent_dim).uniform_(-init, init))
@@ -137,38 +142,45 @@ class ShaciraGrid(nn.Module):
         """Width of :meth:`interpolate`'s output, ``L * F``."""
         return self.layout.num_levels * self.config.feature_dim
 
-    def quantized_latents(self) -> torch.Tensor:
-        """Latents rounded as in the current phase (soft when ``self.tau`` is set, else STE).
+    def quantized_latents(self, tau: float | None = None) -> torch.Tensor:
+        """Latents rounded in quantisation phase ``tau``: annealed soft rounding at
+        temperature ``tau``, or hard (straight-through) rounding when None.
 
         Returns:
             [total_rows, D].
         """
-        tau = self.tau if self.training else None
         return quantize(self.latents, tau)
 
-    def decoded_table(self) -> torch.Tensor:
-        """Decoded features of every row: ``decoder(Q)``, or the float table if uncompressed.
+    def decoded_table(self, tau: float | None = None) -> torch.Tensor:
+        """Decoded features of every row in phase ``tau``: ``decoder(Q)``, or the float
+        table if uncompressed (which ignores ``tau``).
 
         Returns:
             [total_rows, F].
         """
         if not self.config.compressed:
             return self.latents
-        return self.decoder(self.quantized_latents())
+        return self.decoder(self.quantized_latents(tau))
 
-    def interpolate(self, coords: torch.Tensor | None, lod_idx: int | None = None,
-                    plan: EncodingPlan | None = None) -> torch.Tensor:
+    def interpolate(self, coords: torch.Tensor | None, lod: int | None = None,
+                    tau: float | None = None, plan: EncodingPlan | None = None,
+                    table: torch.Tensor | None = None) -> torch.Tensor:
         """Multi-resolution features.
 
         Args:
             coords: [N, d] in [0, 1] (None when ``plan`` holds them).
-            lod_idx: levels above ``lod_idx`` contribute zeros; None = all levels.
+            lod: number of levels used (coarsest first, 1..L); finer levels contribute
+                zeros. None = all levels.
+            tau: quantisation phase (see :meth:`quantized_latents`); None at evaluation.
             plan: precomputed operator for fixed coordinates.
+            table: ``decoded_table(tau)`` computed once by the caller for several calls
+                (then ``tau`` is not used).
         Returns:
             [N, L * F].
         """
-        active = None if lod_idx is None else lod_idx + 1
-        return encode(self.decoded_table(), coords, self.layout, active, plan)
+        check_lod(lod, self.num_levels)
+        table = self.decoded_table(tau) if table is None else table
+        return encode(table, coords, self.layout, lod, plan)
 
     def rate_bits(self, sample: int | None = None) -> torch.Tensor:
         """Estimated bits of the latents: ``sum -log2 P(Q_hat + u)``, u ~ U(-1/2, 1/2).
@@ -214,13 +226,12 @@ class ShaciraGrid(nn.Module):
         """Replace the latent proxies by their rounded values (end of training)."""
         if self.config.compressed:
             self.latents.copy_(torch.round(self.latents))
-        self.tau = None
 
     @torch.no_grad()
     def load_levels(self, levels: list[np.ndarray]) -> None:
         """Set integer latents of the first ``len(levels)`` levels; zero latents elsewhere.
 
-        Missing levels are masked at interpolation time with ``lod_idx``.
+        Missing levels are masked at interpolation time with ``lod``.
         """
         self.latents.zero_()
         offs = self.layout.offsets

@@ -1,17 +1,16 @@
-"""Task registry: each task module (image, video, nerf) provides the same entry points.
+"""Task registry: every task module defines ``TASK``, a
+:class:`~wisp_shacira.tasks.protocol.Task` (config type, ``run``, ``summary``, ``decode``,
+``decode_output``, ``open_source``, ``lod_target``).
 
-A task module defines ``AppConfig`` (a dataclass with sections ``grid``, ``nef``,
-``dataset``, ``trainer``, ...), ``run(cfg, output_dir) -> dict`` (train, export,
-decode, report) and ``decode(model, path, out, **options)`` for a ``.shac`` file
-whose config names the task. Modules are imported lazily so that a task's optional
-dependencies never burden the others.
+A new task is one module and one line here. Modules are imported lazily, so that a
+task's optional dependencies never burden the others.
 """
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
 
 from wisp_shacira.errors import ConfigError
+from wisp_shacira.tasks.protocol import Task
 
 TASKS: dict[str, str] = {
     "image": "wisp_shacira.tasks.image",
@@ -20,8 +19,12 @@ TASKS: dict[str, str] = {
 }
 
 
-def get_task(name: object) -> ModuleType:
-    """The module of task ``name``."""
+def get_task(name: object) -> Task:
+    """The task called ``name``.
+
+    Raises:
+        ConfigError: no such task.
+    """
     if name not in TASKS:
         raise ConfigError(f"unknown task {name!r} (known: {', '.join(TASKS)})")
-    return importlib.import_module(TASKS[str(name)])
+    return importlib.import_module(TASKS[str(name)]).TASK

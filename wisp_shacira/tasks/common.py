@@ -6,7 +6,7 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -35,18 +35,14 @@ def prepare_output_dir(out_dir: Path) -> Path:
     return out_dir
 
 
-def decode_output(task: str, source: Path, out: Path) -> Path:
-    """The path ``wisp-shacira decode`` writes for a file of ``task``, checked by suffix
-    alone (no decoding): an image gives a PNG (``out`` ending in .png, or a folder that
-    gets ``NAME.png``); a video or a scene a video file or a folder of frames.
+def image_output(source: Path, out: Path) -> Path:
+    """The PNG a decoded image is written to: ``out`` ending in .png, or a folder that
+    gets ``NAME.png``.
 
     Raises:
-        OutputError: ``out`` has a suffix this task cannot write.
+        OutputError: ``out`` has another suffix.
     """
     out = Path(out)
-    if task != "image":
-        from wisp_shacira.datasets.video import check_video_output
-        return check_video_output(out)
     if out.is_dir() or not out.suffix:
         return out / f"{Path(source).stem}.png"
     if out.suffix.lower() != ".png":
@@ -55,11 +51,12 @@ def decode_output(task: str, source: Path, out: Path) -> Path:
     return out
 
 
-def prepare_decode_output(task: str, source: Path, out: Path, force: bool = False) -> Path:
-    """Before any decoding: the output path of :func:`decode_output`, checked not to be
-    the input and to be writable (an existing read-only output needs ``force``)."""
+def prepare_decode_output(task: Any, source: Path, out: Path, force: bool = False) -> Path:
+    """Before any decoding: the output path of ``task.decode_output`` (a
+    :class:`~wisp_shacira.tasks.protocol.Task`), checked not to be the input and to be
+    writable (an existing read-only output needs ``force``)."""
     check_not_input(Path(out), [Path(source)])
-    target = decode_output(task, source, out)
+    target = task.decode_output(Path(source), Path(out))
     check_not_input(target, [Path(source)])
     return check_writable(target, force)
 
@@ -99,12 +96,14 @@ def seed_everything(seed: int) -> None:
 
 
 def tensorboard_writer(enabled: bool, logdir: Path):
-    """A TensorBoard ``SummaryWriter`` when enabled and installed, else None."""
+    """A TensorBoard ``SummaryWriter`` when enabled, else None.
+
+    Raises:
+        MissingExtraError: enabled without the tensorboard package (extra ``tensorboard``).
+    """
     if not enabled:
         return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as exc:
-        raise ConfigError("trainer.tensorboard needs the tensorboard package "
-                          "(pip install tensorboard)") from exc
+    from wisp_shacira.extras import require
+    require("tensorboard", "tensorboard", "trainer.tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
     return SummaryWriter(str(logdir))

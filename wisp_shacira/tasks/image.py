@@ -10,7 +10,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -20,19 +20,23 @@ from wisp_shacira.codec.limits import MAX_IMAGE_SIDE
 from wisp_shacira.codec.model_io import ShacModel, read_shac, write_shac
 from wisp_shacira.config import require
 from wisp_shacira.datasets.image import ImageData, encode_png, list_images, load_image
-from wisp_shacira.errors import BitstreamError, DataError
+from wisp_shacira.errors import BitstreamError, ConfigError, DataError
 from wisp_shacira.fields.image import ImageField, ImageNefConfig
 from wisp_shacira.grid.fast import build_plan
 from wisp_shacira.grid.shacira_grid import GridConfig
-from wisp_shacira.metrics import psnr, ssim
+from wisp_shacira.metrics import mean_metric, psnr, ssim
+from wisp_shacira.resources import demo_data
+from wisp_shacira.tasks.protocol import LodTarget
+from wisp_shacira.tasks.report import format_table, rate_control_lines
 from wisp_shacira.tasks.decoding import EVAL_CHUNK, build_field, eval_bytes, parse_file_config
-from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output,
+from wisp_shacira.tasks.common import (check_not_input, image_output, prepare_decode_output,
                                        prepare_output_dir, tensorboard_writer, timed,
                                        write_json, seed_everything)
 from wisp_shacira.train.config import TrainerConfig
-from wisp_shacira.train.rd import RDTrainer, resolve_device
+from wisp_shacira.train.rate_control import RateController, file_size_probe, make_controller
+from wisp_shacira.train.rd import Distortion, RDTrainer, resolve_device
 
-DEMO_IMAGE = Path(__file__).resolve().parents[2] / "data" / "demo_image.png"
+DEMO_IMAGE = demo_data("demo_image.png")
 
 
 @dataclass
@@ -76,16 +80,17 @@ def pixel_coords(height: int, width: int, device: torch.device | None = None) ->
 
 
 @torch.no_grad()
-def render(field_: ImageField, height: int, width: int, lod_idx: int | None = None,
+def render(field_: ImageField, height: int, width: int, lod: int | None = None,
            chunk: int = EVAL_CHUNK) -> np.ndarray:
-    """Evaluate the field on every pixel (reference path, chunked).
+    """Evaluate the field on every pixel at LOD ``lod`` (levels used; None = all),
+    chunked.
 
     Returns:
         [H, W, C] float32 clipped to [0, 1].
     """
     device = next(field_.parameters()).device
     coords = pixel_coords(height, width, device)
-    out = torch.cat([field_(coords[i:i + chunk], lod_idx) for i in range(0, len(coords), chunk)])
+    out = torch.cat([field_(coords[i:i + chunk], lod) for i in range(0, len(coords), chunk)])
     return out.clamp(0, 1).reshape(height, width, -1).cpu().numpy()
 
 
@@ -100,8 +105,9 @@ PLAN_LIMIT = 1 << 25
 
 
 def _distortion(field_: ImageField, coords: torch.Tensor, target: torch.Tensor,
-                batch_size: int, seed: int) -> Callable[[], torch.Tensor]:
-    """The MSE of one step: full image, or mini-batches of ``batch_size`` pixels.
+                batch_size: int, seed: int) -> Distortion:
+    """``distortion(tau)``: the MSE of one step in phase ``tau``, on the full image or on
+    mini-batches of ``batch_size`` pixels.
 
     Mini-batches partition the pixels at random into fixed subsets, each with its own
     precomputed encoding plan, visited in a new random order every epoch (so every
@@ -111,35 +117,40 @@ def _distortion(field_: ImageField, coords: torch.Tensor, target: torch.Tensor,
     num = len(coords)
     if batch_size == 0 or batch_size >= num:
         plan = build_plan(coords, field_.grid.layout)
-        return lambda: torch.mean((field_(None, plan=plan) - target) ** 2)
+        return lambda tau: torch.mean((field_(None, tau=tau, plan=plan) - target) ** 2)
     gen = torch.Generator().manual_seed(seed)
     if num * field_.grid.num_levels > PLAN_LIMIT:
-        def random_batch() -> torch.Tensor:
+        def random_batch(tau: float | None) -> torch.Tensor:
             idx = torch.randint(num, (batch_size,), generator=gen).to(coords.device)
-            return torch.mean((field_(coords[idx]) - target[idx]) ** 2)
+            return torch.mean((field_(coords[idx], tau=tau) - target[idx]) ** 2)
         return random_batch
     subsets = torch.randperm(num, generator=gen).to(coords.device).chunk(math.ceil(num / batch_size))
     plans = [build_plan(coords[idx], field_.grid.layout) for idx in subsets]
     order: list[int] = []
 
-    def planned_batch() -> torch.Tensor:
+    def planned_batch(tau: float | None) -> torch.Tensor:
         if not order:
             order.extend(torch.randperm(len(plans), generator=gen).tolist())
         k = order.pop()
-        return torch.mean((field_(None, plan=plans[k]) - target[subsets[k]]) ** 2)
+        return torch.mean((field_(None, tau=tau, plan=plans[k]) - target[subsets[k]]) ** 2)
     planned_batch.subsets = subsets  # type: ignore[attr-defined]
     return planned_batch
 
 
-def _train(image: ImageData, cfg: AppConfig, device: torch.device, writer) -> ImageField:
+def _train(image: ImageData, cfg: AppConfig, device: torch.device,
+           writer) -> tuple[ImageField, RateController | None]:
+    """A trained field with weights rounded for export, and its rate controller."""
     seed_everything(cfg.trainer.seed)
     field_ = ImageField(cfg.grid, cfg.nef, image.channels).to(device)
     target = torch.from_numpy(image.pixels).to(device).reshape(-1, image.channels)
     coords = pixel_coords(image.height, image.width, device)
-    trainer = RDTrainer(field_, cfg.trainer)
+    config = file_config(cfg, image)
+    controller = make_controller(field_, cfg.trainer, config, image.height * image.width,
+                                 f"image {image.name}")
+    trainer = RDTrainer(field_, cfg.trainer, file_size_probe(field_, config), controller)
     distortion = _distortion(field_, coords, target, cfg.trainer.batch_size, cfg.trainer.seed)
     trainer.fit(distortion, desc=f"image {image.name}", writer=writer, tag=image.name)
-    return field_
+    return field_, controller
 
 
 def file_config(cfg: AppConfig, image: ImageData) -> dict:
@@ -197,7 +208,7 @@ def decode_pixels(path: Path, max_lod: int | None = None, partial: bool = False
     """Decode an image ``.shac`` file.
 
     Args:
-        max_lod: use levels ``0..max_lod-1`` only (None = all).
+        max_lod: use the first ``max_lod`` levels only (None = all).
         partial: accept a truncated stream and use the levels it holds.
     Returns:
         ([H, W, C] float32 in [0, 1] quantised to the bit depth, image metadata, model).
@@ -207,15 +218,14 @@ def decode_pixels(path: Path, max_lod: int | None = None, partial: bool = False
         raise BitstreamError(f"{path}: no complete latent level to decode "
                              f"({model.problem or 'none requested'})")
     field_, meta = field_from_model(model, str(path))
-    lod = None if len(model.levels) == model.num_levels else len(model.levels) - 1
-    pixels = render(field_, meta.height, meta.width, lod)
+    pixels = render(field_, meta.height, meta.width, len(model.levels))
     return _quantized(pixels, meta.bit_depth), meta, model
 
 
 def decode(path: Path, out: Path, max_lod: int | None = None, *, force: bool = False) -> Path:
     """``wisp-shacira decode`` for images: write the reconstruction as PNG (``out`` ending
     in .png, or a folder that gets ``NAME.png``); ``force`` replaces a read-only output."""
-    out = prepare_decode_output("image", Path(path), Path(out), force)
+    out = prepare_decode_output(TASK, Path(path), Path(out), force)
     pixels, meta, _ = decode_pixels(path, max_lod)
     write_atomic(out, encode_png(pixels, meta.bit_depth), force=force)
     return out
@@ -229,7 +239,8 @@ def compress_one(image_path: Path, cfg: AppConfig, out_dir: Path, writer=None) -
     check_not_input(png_path, [image_path])
     device = resolve_device(cfg.trainer.device)
     with timed() as encode_time:
-        field_ = _train(image, cfg, device, writer).cpu()
+        field_, controller = _train(image, cfg, device, writer)
+        field_ = field_.cpu()
         nbytes = write_shac(shac_path, field_.to_shac_model(file_config(cfg, image)))
     reference = _quantized(render(field_, image.height, image.width), image.bit_depth)
     with timed() as decode_time:
@@ -240,7 +251,8 @@ def compress_one(image_path: Path, cfg: AppConfig, out_dir: Path, writer=None) -
             "bpp": nbytes * 8 / (image.width * image.height), "bytes": nbytes,
             "psnr_before_export": psnr(reference, image.pixels),
             "decode_matches": bool(np.array_equal(reference, decoded)),
-            "encode_seconds": encode_time[0], "decode_seconds": decode_time[0]}
+            "encode_seconds": encode_time[0], "decode_seconds": decode_time[0],
+            "rate_control": None if controller is None else controller.report(nbytes)}
 
 
 def run(cfg: AppConfig, out_dir: Path) -> dict:
@@ -253,7 +265,85 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
     writer = tensorboard_writer(cfg.trainer.tensorboard, out_dir / "tensorboard")
     rows = [compress_one(p, cfg, out_dir, writer) for p in paths]
     keys = ("psnr", "ssim", "bpp", "bytes", "encode_seconds", "decode_seconds")
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    mean = {k: mean_metric(r[k] for r in rows) for k in keys}
     report = {"task": "image", "images": rows, "mean": mean, "config": dataclasses.asdict(cfg)}
     write_json(out_dir / "metrics.json", report)
     return report
+
+
+def summary(report: dict) -> str:
+    """A table of a :func:`run` report: one row per image and the mean."""
+    keys = ("psnr", "ssim", "bpp", "bytes", "encode_seconds", "decode_seconds")
+    rows = [[r["name"], *(r[k] for k in keys)] for r in report["images"]]
+    rows.append(["mean", *(report["mean"][k] for k in keys)])
+    table = format_table(["image", "PSNR", "SSIM", "BPP", "bytes", "encode s", "decode s"], rows)
+    return table + rate_control_lines([r["rate_control"] for r in report["images"]],
+                                      [r["name"] for r in report["images"]])
+
+
+class ImageSource:
+    """Renders an image model at any LOD (a :class:`~wisp_shacira.tasks.protocol.PlanarSource`)."""
+
+    view = "planar"
+
+    def __init__(self, model: ShacModel, name: str) -> None:
+        self.field, meta = field_from_model(model, name)
+        self.height, self.width = meta.height, meta.width
+        self.channels, self.bit_depth = meta.channels, meta.bit_depth
+        self.num_frames, self.num_levels = 1, model.num_levels
+
+    @torch.no_grad()
+    def colours(self, coords: torch.Tensor, lod: int, frame: int = 0) -> torch.Tensor:
+        return self.field(coords, lod).clamp(0, 1)
+
+    def full_frame(self, lod: int) -> np.ndarray:
+        """What ``decode_pixels`` gives at LOD ``lod``: [H, W, C] quantised to the bit depth."""
+        pixels = render(self.field, self.height, self.width, lod)
+        return _quantized(pixels, self.bit_depth).astype(np.float32)
+
+    def write(self, lod: int, out: Path, force: bool = False) -> Path:
+        write_atomic(out, encode_png(self.full_frame(lod), self.bit_depth), force=force)
+        return out
+
+
+class ImageTask:
+    """The image task (see :class:`~wisp_shacira.tasks.protocol.Task`)."""
+
+    name = "image"
+    description = "an image"
+    config_type = AppConfig
+
+    def run(self, cfg: AppConfig, output_dir: Path) -> dict:
+        return run(cfg, output_dir)
+
+    def summary(self, report: dict) -> str:
+        return summary(report)
+
+    def decode_output(self, source: Path, out: Path) -> Path:
+        return image_output(source, out)
+
+    def decode(self, path: Path, out: Path, max_lod: int | None = None, *,
+               force: bool = False) -> Path:
+        return decode(path, out, max_lod, force=force)
+
+    def open_source(self, model: ShacModel, name: str) -> ImageSource:
+        return ImageSource(model, name)
+
+    def lod_target(self, model: ShacModel, name: str, reference: Path | None,
+                   poses: Path | None, max_views: int | None) -> LodTarget:
+        if poses is not None:
+            raise ConfigError(f"--poses is for scenes; {name} holds an image")
+        source = ImageSource(model, name)
+        ref, label = None, "full LOD (no reference given)"
+        if reference is not None:
+            pixels = load_image(reference).pixels
+            expected = (source.height, source.width, source.channels)
+            if pixels.shape != expected:
+                raise DataError(f"{reference}: image of shape {pixels.shape}, the model holds "
+                                f"{expected} (height, width, channels)")
+            ref, label = pixels[None], f"original image {reference}"
+        return LodTarget(lambda prefix, lod: ImageSource(prefix, name).full_frame(lod)[None],
+                         ref, label)
+
+
+TASK = ImageTask()

@@ -10,32 +10,40 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import threading
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from wisp_shacira.codec.container import write_atomic
-from wisp_shacira.codec.model_io import write_shac
+from wisp_shacira.codec.model_io import ShacModel, write_shac
 from wisp_shacira.datasets.image import encode_png
 from wisp_shacira.datasets.nerf_synthetic import (BLENDER_TO_YUP, NerfScene, load_nerf_synthetic,
                                                   read_json)
 from wisp_shacira.datasets.rtmv import load_rtmv
-from wisp_shacira.datasets.video import save_video
+from wisp_shacira.datasets.video import check_video_output, save_video
 from wisp_shacira.errors import ConfigError
 from wisp_shacira.fields.nerf import RadianceField
+from wisp_shacira.metrics import format_metric, mean_metric
 from wisp_shacira.render.occupancy import DEFAULT_DENSITY_THRESHOLD
+from wisp_shacira.resources import demo_data
 from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output,
                                        prepare_output_dir, timed, write_json)
 from wisp_shacira.tasks.nerf_config import AppConfig, NerfDatasetConfig
-from wisp_shacira.tasks.nerf_eval import (load_any_model, render_turntable, render_views,
-                                          scene_model_from, view_metrics)
+from wisp_shacira.tasks.nerf_eval import (SceneModel, load_any_model, render_turntable,
+                                          render_views, scene_field, scene_model_from,
+                                          turntable_poses, view_metrics)
+from wisp_shacira.tasks.nerf_poses import read_poses
+from wisp_shacira.tasks.protocol import LodTarget
+from wisp_shacira.tasks.report import rate_control_lines
 from wisp_shacira.tasks.nerf_train import train_field
 from wisp_shacira.train.rd import resolve_device
 
-__all__ = ["AppConfig", "run", "summary", "decode", "load_scene", "file_config"]
+__all__ = ["AppConfig", "TASK", "SceneSource", "run", "summary", "decode", "load_scene",
+           "file_config"]
 
-DEMO_SCENE = Path(__file__).resolve().parents[2] / "data" / "demo_scene"
+DEMO_SCENE = demo_data("demo_scene")
 TURNTABLE_FRAMES = 60
 _YUP = BLENDER_TO_YUP[:3, :3].double()
 
@@ -152,7 +160,7 @@ def _measure(field_: RadianceField, config: dict, path: Path, held: NerfScene,
     images = held.images.cpu().numpy()
     psnrs, ssims = view_metrics(decoded, images)
     ref_psnrs, _ = view_metrics(reference, images)
-    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)),
+    return {"psnr": float(np.mean(psnrs)), "ssim": mean_metric(ssims),
             "psnr_in_memory": float(np.mean(ref_psnrs)),
             "decode_matches": bool(np.array_equal(reference, decoded)),
             "per_view": [{"name": n, "psnr": p, "ssim": s}
@@ -173,16 +181,18 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
         check_not_input(path, inputs)
     device = resolve_device(cfg.trainer.device)
     val = scene.split("val").to(device) if scene.splits.get("val") else None
-    result = train_field(cfg, scene.split("train").to(device), val, device, out_dir)
-    field_ = result.field.eval()
     config = file_config(cfg, scene, norm, root.resolve().name)
+    result = train_field(cfg, scene.split("train").to(device), val, device, out_dir, config)
+    field_ = result.field.eval()
     path, nbytes = _export(field_, config, out_dir)
+    controller = result.controller
     report = {"task": "nerf", "scene": str(root), "split": split, "views": len(held.names),
               "height": held.H, "width": held.W, "file": str(path), "bytes": nbytes,
               "compressed": cfg.grid.compressed, "grid_float_bytes": _grid_float_bytes(field_),
               **_measure(field_, config, path, held, device, out_dir),
               "train_seconds": result.seconds, "iterations": cfg.trainer.iterations,
               "resumed_from": result.resumed_from, "validation": result.history,
+              "rate_control": None if controller is None else controller.report(nbytes),
               "config": dataclasses.asdict(cfg)}
     write_json(out_dir / "metrics.json", report)
     return report
@@ -196,7 +206,7 @@ def summary(report: dict) -> str:
     rows = [("scene", f"{report['scene']} ({report['views']} held-out '{report['split']}' views "
                       f"of {report['width']}x{report['height']})"),
             ("held-out PSNR (from file)", f"{report['psnr']:.2f} dB"),
-            ("held-out SSIM (from file)", f"{report['ssim']:.4f}"),
+            ("held-out SSIM (from file)", format_metric(report["ssim"])),
             ("PSNR in memory", f"{report['psnr_in_memory']:.2f} dB (file - memory: {delta:+.3f} dB)"),
             ("file", f"{report['file']}: {report['bytes']} bytes "
                      f"({report['bytes'] / 1024:.1f} KiB, {kind})"),
@@ -204,15 +214,119 @@ def summary(report: dict) -> str:
             ("decode + render", f"{report['decode_seconds']:.1f} s"),
             ("decode == exported", str(report["decode_matches"]))]
     width = max(len(label) for label, _ in rows)
-    return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
+    table = "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
+    return table + rate_control_lines([report.get("rate_control")], ["scene"])
 
 
 def decode(path: Path, out: Path, max_lod: int | None = None, *, force: bool = False) -> Path:
     """``wisp-shacira decode`` for scenes: a turntable around the scene at the training
     resolution, as a video (``out`` ending in .mp4/.mkv/.mov/.avi) or a folder of PNGs;
     ``force`` replaces a read-only output. The output path is checked before rendering."""
-    out = prepare_decode_output("nerf", Path(path), Path(out), force)
+    out = prepare_decode_output(TASK, Path(path), Path(out), force)
     model = load_any_model(Path(path), max_lod, views=TURNTABLE_FRAMES)
     frames = render_turntable(model, TURNTABLE_FRAMES)
     return save_video(frames, out, fps=24.0, force=force)
 
+
+
+class SceneSource:
+    """Renders a radiance-field model at any LOD with the project's tracer (a
+    :class:`~wisp_shacira.tasks.protocol.SceneSource`).
+
+    The occupancy grid of each LOD is rebuilt from that LOD's density (as a decoder
+    of the prefix would) and cached. Renders are serialised by a lock, so viewer
+    threads can share one source.
+    """
+
+    view = "scene"
+
+    def __init__(self, model: ShacModel, name: str) -> None:
+        self.name, self.meta, self.num_levels = name, model.config, model.num_levels
+        self.field, cfg = scene_field(model, name)
+        self.height, self.width = cfg.scene.height, cfg.scene.width
+        self._scenes: dict[int, SceneModel] = {}
+        self._lock = threading.Lock()
+
+    def _scene(self, lod: int) -> SceneModel:
+        if lod not in self._scenes:
+            self._scenes[lod] = scene_model_from(self.field, self.meta, self.name, lod)
+        return self._scenes[lod]
+
+    @torch.no_grad()
+    def render(self, lod: int, c2w: torch.Tensor, intrinsics: torch.Tensor, height: int,
+               width: int) -> np.ndarray:
+        with self._lock:
+            return render_views(self._scene(lod), c2w, intrinsics, height, width)
+
+    def camera(self) -> dict:
+        return dict(self.meta["camera"])
+
+    def default_view(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first turntable camera at the training resolution: ([1, 4, 4], [1, 4])."""
+        cam = self.camera()
+        intr = torch.tensor([[float(cam[k]) for k in ("fx", "fy", "cx", "cy")]])
+        return turntable_poses(cam, 1), intr
+
+    def turntable(self, lod: int, frames: int = TURNTABLE_FRAMES) -> np.ndarray:
+        """A turntable at the training resolution and LOD ``lod``: [F, H, W, 3] uint8."""
+        cam = self.camera()
+        intr = torch.tensor([[float(cam[k]) for k in ("fx", "fy", "cx", "cy")]] * frames)
+        return self.render(lod, turntable_poses(cam, frames), intr, self.height, self.width)
+
+    def write(self, lod: int, out: Path, force: bool = False) -> Path:
+        return save_video(self.turntable(lod), out, fps=24.0, force=force)
+
+
+def _lod_target(model: ShacModel, name: str, poses: Path | None,
+                max_views: int | None) -> LodTarget:
+    source = SceneSource(model, name)
+    c2w, intr = source.default_view()
+    height, width, ref = source.height, source.width, None
+    label = "full LOD at the first turntable view (no poses given)"
+    if poses is not None:
+        views = read_poses(poses, model.config)
+        keep = [i for i, img in enumerate(views.images) if img is not None] or \
+            list(range(len(views.images)))
+        keep = keep[:max_views] if max_views else keep
+        c2w, intr, height, width = views.c2w[keep], views.intrinsics[keep], views.height, views.width
+        if views.images[keep[0]] is not None:
+            ref = np.stack([views.images[i] for i in keep])
+            label = f"{len(keep)} views of {poses}"
+        else:
+            label = f"full LOD at {len(keep)} views of {poses} (no images found)"
+    return LodTarget(lambda prefix, lod: SceneSource(prefix, name).render(lod, c2w, intr,
+                                                                          height, width),
+                     ref, label)
+
+
+class NerfTask:
+    """The radiance-field task (see :class:`~wisp_shacira.tasks.protocol.Task`)."""
+
+    name = "nerf"
+    description = "a nerf scene"
+    config_type = AppConfig
+
+    def run(self, cfg: AppConfig, output_dir: Path) -> dict:
+        return run(cfg, output_dir)
+
+    def summary(self, report: dict) -> str:
+        return summary(report)
+
+    def decode_output(self, source: Path, out: Path) -> Path:
+        return check_video_output(out)
+
+    def decode(self, path: Path, out: Path, max_lod: int | None = None, *,
+               force: bool = False) -> Path:
+        return decode(path, out, max_lod, force=force)
+
+    def open_source(self, model: ShacModel, name: str) -> SceneSource:
+        return SceneSource(model, name)
+
+    def lod_target(self, model: ShacModel, name: str, reference: Path | None,
+                   poses: Path | None, max_views: int | None) -> LodTarget:
+        if reference is not None:
+            raise ConfigError("a scene is compared with views: give --poses, not --reference")
+        return _lod_target(model, name, poses, max_views)
+
+
+TASK = NerfTask()

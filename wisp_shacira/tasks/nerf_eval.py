@@ -47,17 +47,19 @@ class SceneModel:
         tracer: the tracer configured as in training.
         occupancy: the occupancy grid rebuilt from the field.
         meta: the file's CONFIG (``scene``, ``camera``, ``occupancy``, ... sections).
+        lod: levels used (None = all), for the occupancy and every render.
     """
 
     field: RadianceField
     tracer: Tracer
     occupancy: OccupancyGrid
     meta: dict
+    lod: int | None = None
 
 
 @torch.no_grad()
 def rebuild_occupancy(field: RadianceField, resolution: int, subsamples: int,
-                      threshold: float) -> OccupancyGrid:
+                      threshold: float, lod: int | None = None) -> OccupancyGrid:
     """Occupancy from the field's density: per cell the maximum density over a fixed
     ``subsamples^3`` lattice inside it; occupied above ``min(mean, threshold)``, then
     dilated by one cell (so thin surfaces between lattice points are kept)."""
@@ -69,11 +71,11 @@ def rebuild_occupancy(field: RadianceField, resolution: int, subsamples: int,
     corners = grid.cell_points(cells, jitter=False) - 1.0 / resolution
     best = torch.zeros(grid.num_cells, device=device)
     step = max(1, OCCUPANCY_CHUNK // len(lattice))
-    with field.shared_table():
-        for start in range(0, grid.num_cells, step):
-            part = corners[start:start + step]
-            pts = (part[:, None, :] + lattice[None] * (2.0 / resolution)).reshape(-1, 3)
-            best[start:start + len(part)] = field.density(pts).reshape(len(part), -1).amax(1)
+    query = field.query(lod)
+    for start in range(0, grid.num_cells, step):
+        part = corners[start:start + step]
+        pts = (part[:, None, :] + lattice[None] * (2.0 / resolution)).reshape(-1, 3)
+        best[start:start + len(part)] = query.density(pts).reshape(len(part), -1).amax(1)
     grid.density.copy_(best.reshape(grid.density.shape))
     occupied = grid.density > min(float(best.mean()), threshold)
     dilated = F.max_pool3d(occupied[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
@@ -94,13 +96,13 @@ def render_views(model: SceneModel, c2w: torch.Tensor, intrinsics: torch.Tensor,
     """
     device = next(model.field.parameters()).device
     out = np.empty((len(c2w), height, width, 3), dtype=np.uint8)
-    with model.field.shared_table():
-        for v in tqdm(range(len(c2w)), desc="views", unit="view", leave=False,
-                      disable=len(c2w) * height * width < 1 << 18):
-            fx, fy, cx, cy = (float(x) for x in intrinsics[v])
-            rgb = model.tracer.render_image(model.field, c2w[v].to(device), fx, fy, cx, cy,
-                                            height, width, model.occupancy)["rgb"]
-            out[v] = torch.round(rgb.clamp(0, 1) * 255).to(torch.uint8).cpu().numpy()
+    query = model.field.query(model.lod)
+    for v in tqdm(range(len(c2w)), desc="views", unit="view", leave=False,
+                  disable=len(c2w) * height * width < 1 << 18):
+        fx, fy, cx, cy = (float(x) for x in intrinsics[v])
+        rgb = model.tracer.render_image(query, c2w[v].to(device), fx, fy, cx, cy,
+                                        height, width, model.occupancy)["rgb"]
+        out[v] = torch.round(rgb.clamp(0, 1) * 255).to(torch.uint8).cpu().numpy()
     return out
 
 
@@ -183,15 +185,17 @@ def scene_bytes(field: RadianceField, cfg: SceneFileConfig, views: int) -> float
             + pixels * 96 + views * pixels * 3 * 2)
 
 
-def scene_model_from(field: RadianceField, meta: dict, name: str) -> SceneModel:
-    """Wrap a trained or decoded field (already in eval mode) with its tracer and occupancy."""
+def scene_model_from(field: RadianceField, meta: dict, name: str,
+                     lod: int | None = None) -> SceneModel:
+    """Wrap a trained or decoded field (already in eval mode) with its tracer and the
+    occupancy of LOD ``lod`` (levels used; None = all)."""
     try:
         tracer = Tracer(build_config(TracerConfig, meta["tracer"], "tracer"))
         occ = build_config(OccupancyMeta, meta["occupancy"], "occupancy")
     except (KeyError, TypeError, ConfigError) as exc:
         raise BitstreamError(f"{name}: malformed scene configuration ({exc})") from exc
-    occupancy = rebuild_occupancy(field, occ.resolution, occ.subsamples, occ.threshold)
-    return SceneModel(field, tracer, occupancy, meta)
+    occupancy = rebuild_occupancy(field, occ.resolution, occ.subsamples, occ.threshold, lod)
+    return SceneModel(field, tracer, occupancy, meta, lod)
 
 
 def _build_field(meta: dict, name: str) -> RadianceField:
@@ -232,7 +236,7 @@ def load_scene_model(path: Path, max_lod: int | None = None,
     """Decode a scene ``.shac`` file (the file alone) into a renderable model.
 
     Args:
-        max_lod: use levels ``0..max_lod-1`` only (None = all).
+        max_lod: use the first ``max_lod`` levels only (None = all).
         device: where to render (default CPU).
         views: how many views the caller will render (for the memory check).
     """
@@ -240,10 +244,8 @@ def load_scene_model(path: Path, max_lod: int | None = None,
     if not model.levels:
         raise BitstreamError(f"{path}: no latent level to decode")
     field, _ = scene_field(model, str(path), views)
-    if len(model.levels) < model.num_levels:
-        field.lod_idx = len(model.levels) - 1
     field = field.to(device or torch.device("cpu")).eval()
-    return scene_model_from(field, model.config, str(path))
+    return scene_model_from(field, model.config, str(path), len(model.levels))
 
 
 def load_float_model(path: Path, device: torch.device | None = None) -> SceneModel:

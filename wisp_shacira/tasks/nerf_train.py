@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from wisp_shacira.datasets.nerf_synthetic import NerfScene
 from wisp_shacira.errors import ConfigError
@@ -32,7 +30,8 @@ from wisp_shacira.render.tracer import Tracer
 from wisp_shacira.tasks.common import seed_everything, tensorboard_writer
 from wisp_shacira.tasks.nerf_config import AppConfig
 from wisp_shacira.train.checkpoint import load_checkpoint, restore_checkpoint, save_checkpoint
-from wisp_shacira.train.rd import RDTrainer, StepStats
+from wisp_shacira.train.rate_control import RateController, file_size_probe, make_controller
+from wisp_shacira.train.rd import Distortion, RDTrainer, StepHooks, StepStats
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +49,14 @@ class TrainResult:
         history: validation points ``{"step", "val_psnr"}``.
         seconds: wall time of the training loop (summed over resumed runs).
         resumed_from: step the run resumed from, or None.
+        controller: the rate controller (``trainer.target_bytes``), or None.
     """
 
     field: RadianceField
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     resumed_from: int | None = None
+    controller: RateController | None = None
 
 
 def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
@@ -85,12 +86,13 @@ def _check_same_config(saved: dict[str, Any], cfg: AppConfig, path: Path) -> Non
 
 
 def make_distortion(field_: RadianceField, tracer: Tracer, occupancy: OccupancyGrid,
-                    scene: NerfScene, cfg: AppConfig) -> Callable[[], torch.Tensor]:
-    """MSE of a random batch of training rays per call (random backgrounds if enabled)."""
+                    scene: NerfScene, cfg: AppConfig) -> Distortion:
+    """``distortion(tau)``: MSE of a random batch of training rays per call, the field in
+    phase ``tau`` (random backgrounds if enabled)."""
     n, device = cfg.trainer.rays_per_batch, scene.images.device
     bg = torch.tensor(cfg.dataset.bg_color, device=device)
 
-    def distortion() -> torch.Tensor:
+    def distortion(tau: float | None) -> torch.Tensor:
         view = torch.randint(scene.num_views, (n,), device=device)
         row = torch.randint(scene.H, (n,), device=device)
         col = torch.randint(scene.W, (n,), device=device)
@@ -100,8 +102,8 @@ def make_distortion(field_: RadianceField, tracer: Tracer, occupancy: OccupancyG
             ray_bg = torch.rand(n, 3, device=device)
             clear = (1.0 - scene.alphas[view, row, col])[:, None]
             target = target + (ray_bg - bg) * clear
-        with field_.shared_table():
-            rgb = tracer.render_rays(field_, origins, dirs, occupancy, bg_color=ray_bg)["rgb"]
+        query = field_.query(tau=tau)
+        rgb = tracer.render_rays(query, origins, dirs, occupancy, bg_color=ray_bg)["rgb"]
         return torch.mean((rgb - target) ** 2)
 
     return distortion
@@ -110,43 +112,39 @@ def make_distortion(field_: RadianceField, tracer: Tracer, occupancy: OccupancyG
 @torch.no_grad()
 def validate(field_: RadianceField, tracer: Tracer, occupancy: OccupancyGrid, scene: NerfScene,
              views: int) -> float:
-    """Mean PSNR (float renders) of ``views`` evenly spaced views of ``scene``."""
-    was_training = field_.training
-    field_.eval()
+    """Mean PSNR (float renders, hard-rounded latents) of ``views`` evenly spaced views."""
     picks = np.unique(np.linspace(0, scene.num_views - 1, min(views, scene.num_views)).round())
+    query = field_.query()
     values = []
-    with field_.shared_table():
-        for v in picks.astype(int):
-            fx, fy, cx, cy = (float(x) for x in scene.intrinsics[v])
-            rgb = tracer.render_image(field_, scene.c2w[v], fx, fy, cx, cy, scene.H, scene.W,
-                                      occupancy)["rgb"]
-            values.append(psnr(rgb.clamp(0, 1).cpu().numpy(), scene.images[v].cpu().numpy()))
-    field_.train(was_training)
+    for v in picks.astype(int):
+        fx, fy, cx, cy = (float(x) for x in scene.intrinsics[v])
+        rgb = tracer.render_image(query, scene.c2w[v], fx, fy, cx, cy, scene.H, scene.W,
+                                  occupancy)["rgb"]
+        values.append(psnr(rgb.clamp(0, 1).cpu().numpy(), scene.images[v].cpu().numpy()))
     return float(np.mean(values))
 
 
-def _fixed_bytes(field_: RadianceField) -> int:
-    """Size estimate besides the latents: the stored network weights + headers, or, for
-    the uncompressed baseline, every float32 parameter."""
-    if not field_.grid.config.compressed:
-        return sum(4 * p.numel() for p in field_.parameters())
-    return field_.stored_weight_bytes() + 800
+class _Loop(StepHooks):
+    """State of one training run (field, trainer, occupancy, bookkeeping) and its
+    per-step work around the shared trainer's loop: occupancy updates before a step;
+    validation, checkpoints, timing and TensorBoard after it."""
 
-
-class _Loop:
-    """State of one training run (field, trainer, occupancy, bookkeeping)."""
-
-    def __init__(self, cfg: AppConfig, device: torch.device, out_dir: Path) -> None:
+    def __init__(self, cfg: AppConfig, device: torch.device, out_dir: Path, config: dict,
+                 val_scene: NerfScene | None) -> None:
         seed_everything(cfg.trainer.seed)
         self.cfg = cfg
         self.field = RadianceField(cfg.grid, cfg.nef).to(device)
         self.tracer = Tracer(cfg.tracer)
         self.occupancy = OccupancyGrid(cfg.trainer.occupancy_resolution,
                                        warmup_steps=cfg.trainer.occupancy_warmup).to(device)
-        self.trainer = RDTrainer(self.field, cfg.trainer, fixed_bytes=_fixed_bytes(self.field))
+        controller = make_controller(self.field, cfg.trainer, config, None, "scene")
+        self.trainer = RDTrainer(self.field, cfg.trainer, file_size_probe(self.field, config),
+                                 controller)
         self.path = out_dir / CHECKPOINT_NAME
-        self.result = TrainResult(self.field)
+        self.result = TrainResult(self.field, controller=controller)
         self.writer = tensorboard_writer(cfg.trainer.tensorboard, out_dir / "tensorboard")
+        self.val_scene = val_scene
+        self._started = time.perf_counter()
 
     def resume(self) -> None:
         state = load_checkpoint(self.path)
@@ -154,51 +152,60 @@ class _Loop:
         step = restore_checkpoint(state, self.field, self.trainer.optimizer,
                                   {"occupancy": self.occupancy})
         self.trainer.step_idx = step
-        self.trainer.restore_phase()
+        if self.result.controller is not None:
+            self.result.controller.load_state_dict(state["extra"]["rate_control"])
         self.result.history = list(state["extra"]["history"])
         self.result.seconds = float(state["extra"]["seconds"])
         self.result.resumed_from = step
         log.info("resumed from %s at step %d", self.path, step)
 
     def save(self) -> None:
+        controller = self.result.controller
         extra = {"config": comparable_config(self.cfg), "history": self.result.history,
-                 "seconds": self.result.seconds}
+                 "seconds": self.result.seconds,
+                 "rate_control": None if controller is None else controller.state_dict()}
         save_checkpoint(self.path, self.field, self.trainer.optimizer, self.trainer.step_idx,
                         {"occupancy": self.occupancy}, extra)
 
-    def step(self, distortion: Callable[[], torch.Tensor]) -> StepStats:
-        tcfg, step = self.cfg.trainer, self.trainer.step_idx
-        if step % tcfg.occupancy_every == 0:
-            with torch.no_grad(), self.field.shared_table():
-                self.occupancy.update(self.field.density, step)
-        return self.trainer.step(distortion)
+    def before_step(self, step: int, tau: float | None) -> None:
+        self._started = time.perf_counter()
+        if step % self.cfg.trainer.occupancy_every == 0:
+            with torch.no_grad():
+                self.occupancy.update(self.field.query(tau=tau).density, step)
 
-    def after_step(self, stats: StepStats, val_scene: NerfScene | None, bar: tqdm) -> None:
-        tcfg, step = self.cfg.trainer, self.trainer.step_idx
-        if val_scene is not None and tcfg.val_every and step % tcfg.val_every == 0:
-            value = validate(self.field, self.tracer, self.occupancy, val_scene, tcfg.val_views)
-            self.result.history.append({"step": step, "val_psnr": value})
+    def after_step(self, steps_done: int, stats: StepStats) -> None:
+        tcfg = self.cfg.trainer
+        if self.val_scene is not None and tcfg.val_every and steps_done % tcfg.val_every == 0:
+            value = validate(self.field, self.tracer, self.occupancy, self.val_scene,
+                             tcfg.val_views)
+            self.result.history.append({"step": steps_done, "val_psnr": value})
             if self.writer is not None:
-                self.writer.add_scalar("val/psnr", value, step)
-        if step % tcfg.log_every == 0 or step == tcfg.iterations:
-            last = self.result.history[-1]["val_psnr"] if self.result.history else math.nan
-            bar.set_postfix(loss=f"{stats.loss:.2e}", psnr=f"{stats.psnr:.2f}",
-                            val=f"{last:.2f}", occ=f"{self.occupancy.occupancy_fraction():.2f}",
-                            size=f"{self.trainer.estimated_bytes(stats) / 1024:.1f}KiB")
-            if self.writer is not None:
-                self.writer.add_scalar("train/psnr", stats.psnr, step)
-                self.writer.add_scalar("train/bits", stats.bits, step)
+                self.writer.add_scalar("val/psnr", value, steps_done)
+        if self.writer is not None and steps_done % tcfg.log_every == 0:
+            self.writer.add_scalar("train/psnr", stats.psnr, steps_done)
+            self.writer.add_scalar("train/bits", stats.bits, steps_done)
+        self.result.seconds += time.perf_counter() - self._started
+        if (tcfg.checkpoint_every and steps_done % tcfg.checkpoint_every == 0) \
+                or steps_done == tcfg.iterations:
+            self.save()
+
+    def postfix(self) -> dict[str, str]:
+        out = {"occ": f"{self.occupancy.occupancy_fraction():.2f}"}
+        if self.result.history:
+            out["val"] = f"{self.result.history[-1]['val_psnr']:.2f}"
+        return out
 
 
 def train_field(cfg: AppConfig, train_scene: NerfScene, val_scene: NerfScene | None,
-                device: torch.device, out_dir: Path) -> TrainResult:
+                device: torch.device, out_dir: Path, config: dict) -> TrainResult:
     """Train (or resume) a radiance field; see the module docstring.
 
     Args:
         train_scene: training views, on ``device``.
         val_scene: views for periodic validation (None = no validation).
+        config: the file's CONFIG (for the size shown while training and rate control).
     """
-    loop = _Loop(cfg, device, out_dir)
+    loop = _Loop(cfg, device, out_dir, config, val_scene)
     if cfg.resume:
         loop.resume()
     elif loop.path.exists():
@@ -207,20 +214,8 @@ def train_field(cfg: AppConfig, train_scene: NerfScene, val_scene: NerfScene | N
         log.info("checkpoint every %d steps in %s; continue an interrupted run with "
                  "--output %s --resume", cfg.trainer.checkpoint_every, loop.path, out_dir)
     distortion = make_distortion(loop.field, loop.tracer, loop.occupancy, train_scene, cfg)
-    tcfg = cfg.trainer
     loop.field.train()
-    bar = tqdm(total=tcfg.iterations, initial=loop.trainer.step_idx, desc="nerf",
-               mininterval=1.0, dynamic_ncols=True)
-    with bar:
-        while loop.trainer.step_idx < tcfg.iterations:
-            start = time.perf_counter()
-            stats = loop.step(distortion)
-            bar.update(1)
-            loop.after_step(stats, val_scene, bar)
-            loop.result.seconds += time.perf_counter() - start
-            step = loop.trainer.step_idx
-            if (tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0) or step == tcfg.iterations:
-                loop.save()
+    loop.trainer.run(distortion, "nerf", hooks=[loop])
     if loop.writer is not None:
         loop.writer.close()
     return loop.result

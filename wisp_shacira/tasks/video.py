@@ -2,7 +2,8 @@
 
 The clip is a field over ``(x, y, t)`` fitted by a 3-D :class:`ShaciraGrid`. Outputs
 for a clip ``NAME``: ``NAME.shac`` (the compressed clip), ``NAME.mp4`` (decoded from
-that file, near-lossless H.264 so it shows the reconstruction faithfully) and
+that file, near-lossless H.264 so it shows the reconstruction faithfully; without the
+extra ``video`` a folder of PNG frames ``NAME_frames``) and
 ``metrics.json`` (PSNR and SSIM as means over frames, BPP from the file size, encode
 and decode seconds). Frames stay ``uint8`` in memory; training draws random pixel
 batches (or, for small clips, the whole clip through a precomputed plan) and
@@ -13,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -22,22 +23,27 @@ from tqdm.auto import tqdm
 from wisp_shacira.codec.limits import MAX_FRAMES, MAX_IMAGE_SIDE
 from wisp_shacira.codec.model_io import ShacModel, read_shac, write_shac
 from wisp_shacira.config import require
-from wisp_shacira.datasets.video import (VideoInfo, VideoSampler, colors_of,
-                                         coords_of, frame_coords, load_video_with_info,
-                                         save_video)
-from wisp_shacira.errors import BitstreamError, ConfigError
+from wisp_shacira.datasets.video import (VideoInfo, VideoSampler, check_video_output,
+                                         colors_of, coords_of, frame_coords, load_video,
+                                         load_video_with_info, save_video)
+from wisp_shacira.datasets.video import decoded_clip_path
+from wisp_shacira.errors import BitstreamError, ConfigError, DataError
 from wisp_shacira.fields.video import VideoField, VideoNefConfig
 from wisp_shacira.grid.fast import build_plan
 from wisp_shacira.grid.shacira_grid import GridConfig
-from wisp_shacira.metrics import video_psnr, video_ssim
+from wisp_shacira.metrics import format_metric, video_psnr, video_ssim
+from wisp_shacira.resources import demo_data
+from wisp_shacira.tasks.protocol import LodTarget
+from wisp_shacira.tasks.report import rate_control_lines
 from wisp_shacira.tasks.decoding import EVAL_CHUNK, build_field, eval_bytes, parse_file_config
 from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output,
                                        prepare_output_dir, seed_everything, tensorboard_writer,
                                        timed, write_json)
 from wisp_shacira.train.config import TrainerConfig
-from wisp_shacira.train.rd import RDTrainer, resolve_device
+from wisp_shacira.train.rate_control import RateController, file_size_probe, make_controller
+from wisp_shacira.train.rd import Distortion, RDTrainer, resolve_device
 
-DEMO_VIDEO = Path(__file__).resolve().parents[2] / "data" / "demo_video"
+DEMO_VIDEO = demo_data("demo_video")
 MAX_FULL_BATCH_ENTRIES = 1 << 23
 """Limit on ``T * H * W * num_levels`` for ``trainer.batch_size: 0`` (plan of ~1 GiB)."""
 
@@ -97,8 +103,9 @@ def _to_uint8(colors: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def render_frames(field_: VideoField, num_frames: int, height: int, width: int,
-                  lod_idx: int | None = None, chunk: int = EVAL_CHUNK) -> np.ndarray:
-    """Evaluate the field on every pixel of every frame, one frame at a time, in chunks.
+                  lod: int | None = None, chunk: int = EVAL_CHUNK) -> np.ndarray:
+    """Evaluate the field on every pixel of every frame at LOD ``lod`` (levels used;
+    None = all), one frame at a time, in chunks.
 
     Encoder and decoder both call this function, so the frames measured before export
     are the frames a decoder rebuilds from the file.
@@ -111,15 +118,16 @@ def render_frames(field_: VideoField, num_frames: int, height: int, width: int,
     for t in tqdm(range(num_frames), desc="frames", unit="frame", leave=False,
                   disable=num_frames * height * width < 1 << 22):
         coords = torch.from_numpy(frame_coords(t, num_frames, height, width)).to(device)
-        rgb = torch.cat([_to_uint8(field_(coords[i:i + chunk], lod_idx))
+        rgb = torch.cat([_to_uint8(field_(coords[i:i + chunk], lod))
                          for i in range(0, len(coords), chunk)])
         out[t] = rgb.reshape(height, width, 3).cpu().numpy()
     return out
 
 
 def _full_batch_loss(field_: VideoField, frames: np.ndarray,
-                     device: torch.device) -> Callable[[], torch.Tensor]:
-    """MSE of the whole clip through a precomputed plan (small clips only)."""
+                     device: torch.device) -> Distortion:
+    """``distortion(tau)``: MSE of the whole clip through a precomputed plan (small clips
+    only)."""
     num_frames, height, width, _ = frames.shape
     entries = num_frames * height * width * field_.grid.num_levels
     if entries > MAX_FULL_BATCH_ENTRIES:
@@ -132,39 +140,42 @@ def _full_batch_loss(field_: VideoField, frames: np.ndarray,
     coords = torch.from_numpy(coords_of(indices, num_frames, height, width)).to(device)
     target = torch.from_numpy(colors_of(frames, indices)).to(device)
     plan = build_plan(coords, field_.grid.layout)
-    return lambda: torch.mean((field_(None, plan=plan) - target) ** 2)
+    return lambda tau: torch.mean((field_(None, tau=tau, plan=plan) - target) ** 2)
 
 
 def _random_batch_loss(field_: VideoField, frames: np.ndarray, batch_size: int, seed: int,
-                       device: torch.device) -> Callable[[], torch.Tensor]:
-    """MSE of a random pixel batch per call (every frame visited each epoch)."""
+                       device: torch.device) -> Distortion:
+    """``distortion(tau)``: MSE of a random pixel batch per call (every frame visited each
+    epoch)."""
     num_frames, height, width, _ = frames.shape
     sampler = VideoSampler(num_frames, height, width, batch_size, seed)
 
-    def distortion() -> torch.Tensor:
+    def distortion(tau: float | None) -> torch.Tensor:
         indices = sampler.sample()
         coords = torch.from_numpy(sampler.coords_of(indices)).to(device)
         target = torch.from_numpy(colors_of(frames, indices)).to(device)
-        return torch.mean((field_(coords) - target) ** 2)
+        return torch.mean((field_(coords, tau=tau) - target) ** 2)
 
     return distortion
 
 
 def _train(frames: np.ndarray, name: str, cfg: AppConfig, device: torch.device,
-           writer: Any) -> VideoField:
-    """Fit a field to ``frames: [T, H, W, 3] uint8``; returns it hardened and rounded.
-
-    ``writer`` is a TensorBoard ``SummaryWriter`` or None.
-    """
+           writer: Any, config: dict) -> tuple[VideoField, RateController | None]:
+    """Fit a field to ``frames: [T, H, W, 3] uint8``; returns it hardened and rounded, and
+    its rate controller. ``writer``: a TensorBoard ``SummaryWriter`` or None; ``config``:
+    the file's CONFIG (for the size probe)."""
     seed_everything(cfg.trainer.seed)
     field_ = VideoField(cfg.grid, cfg.nef).to(device)
+    controller = make_controller(field_, cfg.trainer, config, frames[..., 0].size,
+                                 f"video {name}")
     if cfg.trainer.batch_size == 0:
         distortion = _full_batch_loss(field_, frames, device)
     else:
         distortion = _random_batch_loss(field_, frames, cfg.trainer.batch_size,
                                         cfg.trainer.seed, device)
-    RDTrainer(field_, cfg.trainer).fit(distortion, desc=f"video {name}", writer=writer, tag=name)
-    return field_
+    trainer = RDTrainer(field_, cfg.trainer, file_size_probe(field_, config), controller)
+    trainer.fit(distortion, desc=f"video {name}", writer=writer, tag=name)
+    return field_, controller
 
 
 def file_config(cfg: AppConfig, name: str, info: VideoInfo, num_frames: int) -> dict:
@@ -225,7 +236,7 @@ def decode_frames(path: Path, max_lod: int | None = None, partial: bool = False
     """Decode a video ``.shac`` file from the file alone.
 
     Args:
-        max_lod: use levels ``0..max_lod-1`` only (None = all).
+        max_lod: use the first ``max_lod`` levels only (None = all).
         partial: accept a truncated stream and use the levels it holds.
     Returns:
         (frames [T, H, W, 3] uint8, clip metadata, the decoded model).
@@ -235,8 +246,7 @@ def decode_frames(path: Path, max_lod: int | None = None, partial: bool = False
         raise BitstreamError(f"{path}: no complete latent level to decode "
                              f"({model.problem or 'none requested'})")
     field_, meta = field_from_model(model, str(path))
-    lod = None if len(model.levels) == model.num_levels else len(model.levels) - 1
-    frames = render_frames(field_, meta.num_frames, meta.height, meta.width, lod)
+    frames = render_frames(field_, meta.num_frames, meta.height, meta.width, len(model.levels))
     return frames, meta, model
 
 
@@ -244,7 +254,7 @@ def decode(path: Path, out: Path, max_lod: int | None = None, *, force: bool = F
     """``wisp-shacira decode`` for videos: ``out`` ending in .mp4/.mkv/.mov/.avi gets a
     video, any other path a folder of ``frame_00000.png``, ...; ``force`` replaces a
     read-only output. The output path is checked before decoding."""
-    out = prepare_decode_output("video", Path(path), Path(out), force)
+    out = prepare_decode_output(TASK, Path(path), Path(out), force)
     frames, meta, _ = decode_frames(Path(path), max_lod)
     return save_video(frames, out, fps=meta.fps, force=force)
 
@@ -261,15 +271,15 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
     frames, info = load_video_with_info(source, data.frame_start, data.frame_end, data.stride,
                                         data.downscale)
     name = _clip_name(source)
-    shac_path, video_path = out_dir / f"{name}.shac", out_dir / f"{name}.mp4"
+    shac_path, video_path = out_dir / f"{name}.shac", decoded_clip_path(out_dir, name)
     for output in (shac_path, video_path):
         check_not_input(output, [source])
     num_frames, height, width, _ = frames.shape
     device = resolve_device(cfg.trainer.device)
     writer = tensorboard_writer(cfg.trainer.tensorboard, out_dir / "tensorboard")
     with timed() as encode_time:
-        field_ = _train(frames, name, cfg, device, writer)
         config = file_config(cfg, name, info, num_frames)
+        field_, controller = _train(frames, name, cfg, device, writer, config)
         nbytes = write_shac(shac_path, field_.to_shac_model(config))
     reference = render_frames(field_.cpu(), num_frames, height, width)
     with timed() as decode_time:
@@ -285,7 +295,9 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
               "decode_matches": bool(np.array_equal(reference, decoded)),
               "encode_seconds": encode_time[0],
               "encode_seconds_per_frame": encode_time[0] / num_frames,
-              "decode_seconds": decode_time[0], "config": dataclasses.asdict(cfg)}
+              "decode_seconds": decode_time[0],
+              "rate_control": None if controller is None else controller.report(nbytes),
+              "config": dataclasses.asdict(cfg)}
     write_json(out_dir / "metrics.json", report)
     return report
 
@@ -295,11 +307,86 @@ def summary(report: dict) -> str:
     rows = [("video", f"{report['name']}: {report['frames']} frames of "
                       f"{report['width']}x{report['height']}"),
             ("PSNR (mean of frames)", f"{report['psnr']:.2f} dB"),
-            ("SSIM (mean of frames)", f"{report['ssim']:.4f}"),
+            ("SSIM (mean of frames)", format_metric(report["ssim"])),
             ("BPP", f"{report['bpp']:.4f} ({report['bytes']} bytes)"),
             ("encode", f"{report['encode_seconds']:.1f} s "
                        f"({report['encode_seconds_per_frame']:.2f} s/frame)"),
             ("decode", f"{report['decode_seconds']:.2f} s"),
             ("decode == exported", str(report["decode_matches"]))]
     width = max(len(label) for label, _ in rows)
-    return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
+    table = "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
+    return table + rate_control_lines([report["rate_control"]], [report["name"]])
+
+
+class VideoSource:
+    """Renders a video model at any LOD and frame (a
+    :class:`~wisp_shacira.tasks.protocol.PlanarSource`)."""
+
+    view = "planar"
+
+    def __init__(self, model: ShacModel, name: str) -> None:
+        self.field, meta = field_from_model(model, name)
+        self.height, self.width, self.channels = meta.height, meta.width, 3
+        self.num_frames, self.fps, self.num_levels = meta.num_frames, meta.fps, model.num_levels
+
+    @torch.no_grad()
+    def colours(self, coords: torch.Tensor, lod: int, frame: int = 0) -> torch.Tensor:
+        t = torch.full_like(coords[:, :1], (frame + 0.5) / self.num_frames)
+        return self.field(torch.cat([coords, t], 1), lod).clamp(0, 1)
+
+    def frames(self, lod: int) -> np.ndarray:
+        """Every frame at LOD ``lod``, as ``decode_frames`` gives them: [T, H, W, 3] uint8."""
+        return render_frames(self.field, self.num_frames, self.height, self.width, lod)
+
+    def write(self, lod: int, out: Path, force: bool = False) -> Path:
+        return save_video(self.frames(lod), out, fps=self.fps, force=force)
+
+
+class VideoTask:
+    """The video task (see :class:`~wisp_shacira.tasks.protocol.Task`)."""
+
+    name = "video"
+    description = "a video"
+    config_type = AppConfig
+
+    def run(self, cfg: AppConfig, output_dir: Path) -> dict:
+        return run(cfg, output_dir)
+
+    def summary(self, report: dict) -> str:
+        return summary(report)
+
+    def decode_output(self, source: Path, out: Path) -> Path:
+        return check_video_output(out)
+
+    def decode(self, path: Path, out: Path, max_lod: int | None = None, *,
+               force: bool = False) -> Path:
+        return decode(path, out, max_lod, force=force)
+
+    def open_source(self, model: ShacModel, name: str) -> VideoSource:
+        return VideoSource(model, name)
+
+    def lod_target(self, model: ShacModel, name: str, reference: Path | None,
+                   poses: Path | None, max_views: int | None) -> LodTarget:
+        if poses is not None:
+            raise ConfigError(f"--poses is for scenes; {name} holds a video")
+        source = VideoSource(model, name)
+        frames = source.num_frames
+        ref, label = None, "full LOD (no reference given)"
+        if reference is not None:
+            ref = _video_reference(reference, frames, source.height, source.width)
+            label = f"original video {reference} (first {frames} frames)"
+        return LodTarget(lambda prefix, lod: VideoSource(prefix, name).frames(lod), ref, label,
+                         preview=frames // 2)
+
+
+def _video_reference(path: Path, num_frames: int, height: int, width: int) -> np.ndarray:
+    """The first ``num_frames`` frames of ``path``, area-downscaled to the model's size."""
+    first = load_video(path, 0, 1)
+    factor = first.shape[2] // width
+    if factor < 1 or first.shape[2] // factor != width or first.shape[1] // factor != height:
+        raise DataError(f"{path}: frames of {first.shape[2]}x{first.shape[1]} are not an "
+                        f"integer multiple of the model's {width}x{height}")
+    return load_video(path, 0, num_frames, 1, factor)
+
+
+TASK = VideoTask()

@@ -30,6 +30,9 @@ class TrainerConfig:
         seed: random seed.
         device: "auto" (CUDA when available), "cpu" or "cuda".
         tensorboard: write TensorBoard logs under the output folder.
+        target_bpp: rate control: adapt lambda during training so that the file has
+            this many bits per pixel (images, videos); None = the lambda schedule as given.
+        target_bytes: rate control to a file size in bytes (any task; for scenes).
     """
 
     iterations: int = 2000
@@ -49,6 +52,8 @@ class TrainerConfig:
     seed: int = 0
     device: str = "auto"
     tensorboard: bool = False
+    target_bpp: float | None = None
+    target_bytes: int | None = None
 
     def check(self) -> None:
         require(self.iterations >= 1, f"trainer.iterations must be >= 1, got {self.iterations}")
@@ -62,3 +67,8 @@ class TrainerConfig:
         require(self.batch_size >= 0, "trainer.batch_size must be >= 0")
         require(self.log_every >= 1, "trainer.log_every must be >= 1")
         require(self.device in ("auto", "cpu", "cuda"), "trainer.device must be auto, cpu or cuda")
+        require(self.target_bpp is None or self.target_bpp > 0, "trainer.target_bpp must be > 0")
+        require(self.target_bytes is None or self.target_bytes > 0,
+                "trainer.target_bytes must be > 0")
+        require(self.target_bpp is None or self.target_bytes is None,
+                "give trainer.target_bpp or trainer.target_bytes, not both")

@@ -1,23 +1,30 @@
-"""The rate-distortion optimisation step shared by every task.
+"""The rate-distortion training loop shared by every task.
 
-``loss = distortion + lambda * bits_per_latent``, where ``bits_per_latent`` is the
-prior's self-information of the noisy latents averaged over all latent entries (the
-paper's ``L_I``). The task supplies the distortion (an MSE) for a step; the trainer
-owns the optimiser, the schedules (temperature, lambda, learning rate) and the
-progress bar.
+``loss = distortion + lambda * bits / entries`` (:func:`~wisp_shacira.train.rate.rate_loss`).
+The task supplies the distortion of a step as ``distortion(tau) -> MSE``, where ``tau``
+is the step's quantisation phase, passed on to the field's forward pass. The trainer
+owns the optimiser, the schedules (temperature, lambda, learning rate), the size
+probe, rate control and the progress bar; a task adds its own per-step work (the NeRF
+occupancy updates, validation, checkpoints) through :class:`StepHooks`.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
+from wisp_shacira.errors import ConfigError
 from wisp_shacira.fields.base import CompressedField
 from wisp_shacira.train.config import TrainerConfig
+from wisp_shacira.train.rate import grid_param_groups, rate_loss
+from wisp_shacira.train.rate_control import RateController
 from wisp_shacira.train.schedules import lambda_at, lr_factor_at, tau_at
+
+Distortion = Callable[[float | None], torch.Tensor]
+"""``distortion(tau) -> scalar MSE`` of one step, the field evaluated in phase ``tau``."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -25,19 +32,14 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from wisp_shacira.errors import ConfigError
         raise ConfigError("trainer.device is cuda but no CUDA device is available")
     return torch.device(name)
 
 
 def param_groups(field: CompressedField, cfg: TrainerConfig) -> list[dict]:
-    """Adam groups: latents, decoder, prior, heads; each remembers its base lr."""
-    grid = field.grid
-    groups = [{"name": "latents", "params": [grid.latents], "lr": grid.latent_lr(cfg.lr_latents)}]
-    if grid.config.compressed:
-        groups.append({"name": "decoder", "params": list(grid.decoder.parameters()),
-                       "lr": cfg.lr_decoder})
-        groups.append({"name": "prior", "params": list(grid.prior.parameters()), "lr": cfg.lr_prior})
+    """Adam groups: latents, decoder, prior (:func:`grid_param_groups`) and heads; each
+    remembers its base lr."""
+    groups = grid_param_groups(field.grid, cfg.lr_latents, cfg.lr_decoder, cfg.lr_prior)
     groups.append({"name": "heads", "params": list(field.heads.parameters()), "lr": cfg.lr_mlp})
     for group in groups:
         group["base_lr"] = group["lr"]
@@ -57,85 +59,129 @@ class StepStats:
         return -10.0 * math.log10(max(self.mse, 1e-12))
 
 
+class StepHooks:
+    """Per-step work of a task around the trainer's steps (no-ops by default)."""
+
+    def before_step(self, step: int, tau: float | None) -> None:
+        """Before step ``step`` (0-based), in its phase ``tau``."""
+
+    def after_step(self, steps_done: int, stats: StepStats) -> None:
+        """After the ``steps_done``-th step."""
+
+    def postfix(self) -> dict[str, str]:
+        """Extra progress-bar fields (only values that exist: no placeholders)."""
+        return {}
+
+
 class RDTrainer:
     """Runs rate-distortion steps on a field.
 
     Args:
         field: the model.
         cfg: trainer configuration.
-        fixed_bytes: bytes of the file that do not depend on the latents (weights,
-            headers), added to the size estimate shown while training; None = the
-            field's stored weights plus ~300 bytes of headers and tables.
+        size_probe: bytes of the file if written now (:func:`~wisp_shacira.train.rate_control.file_size_probe`), shown
+            while training and used by rate control; None = shown as the prior's
+            estimate of the latent bits only.
+        controller: rate control (adapts lambda to reach a target size), or None.
     """
 
     def __init__(self, field: CompressedField, cfg: TrainerConfig,
-                 fixed_bytes: int | None = None) -> None:
+                 size_probe: Callable[[], int] | None = None,
+                 controller: RateController | None = None) -> None:
         self.field = field
         self.cfg = cfg
-        self.fixed_bytes = field.stored_weight_bytes() + 300 if fixed_bytes is None else fixed_bytes
+        self.size_probe = size_probe
+        self.controller = controller
         self.optimizer = torch.optim.Adam(param_groups(field, cfg), eps=1e-15)
         self.step_idx = 0
+        self.last_size: int | None = None
 
-    def _set_phase(self, step: int) -> None:
-        """Quantisation phase (``grid.tau``) and learning rates of step ``step``."""
-        cfg, grid = self.cfg, self.field.grid
-        progress = step / cfg.iterations
-        grid.tau = tau_at(cfg, progress) if grid.config.compressed else None
+    def tau(self, step: int) -> float | None:
+        """Quantisation phase of step ``step`` (None: hard rounding, or an uncompressed grid)."""
+        if not self.field.grid.config.compressed:
+            return None
+        return tau_at(self.cfg, step / self.cfg.iterations)
+
+    def lam(self, step: int) -> float:
+        """Rate weight of step ``step``: the schedule times the rate controller's scale."""
+        scale = 1.0 if self.controller is None else self.controller.scale
+        return lambda_at(self.cfg, step / self.cfg.iterations) * scale
+
+    def step(self, distortion: Distortion) -> StepStats:
+        """One optimisation step on ``distortion(tau) + lambda * bits / entries``."""
+        step = self.step_idx
+        factor = lr_factor_at(self.cfg, step / self.cfg.iterations)
         for group in self.optimizer.param_groups:
-            group["lr"] = group["base_lr"] * lr_factor_at(cfg, progress)
-
-    def restore_phase(self) -> None:
-        """After loading a checkpoint: the phase the field had when it was saved (that of
-        the last step done), which anything evaluated before the next step sees (the
-        NeRF occupancy update), exactly as in a run that was not interrupted."""
-        if self.step_idx > 0:
-            self._set_phase(self.step_idx - 1)
-
-    def step(self, distortion: Callable[[], torch.Tensor]) -> StepStats:
-        """One optimisation step; ``distortion()`` returns the MSE of this step."""
-        cfg, grid = self.cfg, self.field.grid
-        progress = self.step_idx / cfg.iterations
-        self._set_phase(self.step_idx)
-        mse = distortion()
-        bits = grid.rate_bits(cfg.rate_sample)
-        loss = mse + lambda_at(cfg, progress) * bits / grid.latents.numel()
+            group["lr"] = group["base_lr"] * factor
+        mse = distortion(self.tau(step))
+        rate, bits = rate_loss(self.field.grid, self.lam(step), self.cfg.rate_sample)
+        loss = mse + rate
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.step_idx += 1
-        return StepStats(float(mse.detach()), float(bits.detach()), float(loss.detach()))
+        return StepStats(float(mse.detach()), float(bits), float(loss.detach()))
 
-    def estimated_bytes(self, stats: StepStats) -> int:
-        return int(stats.bits / 8) + self.fixed_bytes
+    def measure(self) -> int | None:
+        """Bytes of the file if written now (None without a size probe)."""
+        if self.size_probe is not None:
+            self.last_size = self.size_probe()
+        return self.last_size
 
-    def fit(self, distortion: Callable[[], torch.Tensor], desc: str, writer=None,
-            tag: str = "") -> StepStats:
+    def _postfix(self, stats: StepStats, hooks: Sequence[StepHooks]) -> dict[str, str]:
+        size = self.last_size if self.size_probe is not None else stats.bits / 8
+        out = {"loss": f"{stats.loss:.2e}", "psnr": f"{stats.psnr:.2f}",
+               "size": f"{size / 1024:.1f}KiB"}
+        if self.controller is not None:
+            out["target"] = f"{self.controller.target_bytes / 1024:.1f}KiB"
+        for hook in hooks:
+            out.update(hook.postfix())
+        return out
+
+    def _after_step(self, stats: StepStats, hooks: Sequence[StepHooks], bar: tqdm,
+                    on_log: Callable[[int, StepStats], None] | None) -> None:
+        done = self.step_idx
+        for hook in hooks:
+            hook.after_step(done, stats)
+        every = self.cfg.log_every if self.controller is None else self.controller.every
+        if done % every == 0 or done == self.cfg.iterations:
+            size = self.measure()
+            if self.controller is not None and size is not None:
+                self.controller.update(size, done / self.cfg.iterations)
+        if done % self.cfg.log_every == 0 or done == self.cfg.iterations:
+            bar.set_postfix(self._postfix(stats, hooks))
+            if on_log is not None:
+                on_log(done, stats)
+
+    def run(self, distortion: Distortion, desc: str, hooks: Sequence[StepHooks] = (),
+            on_log: Callable[[int, StepStats], None] | None = None) -> StepStats:
+        """Steps until ``cfg.iterations`` (from ``step_idx``, e.g. after a resume), with a
+        progress bar (loss, PSNR, size, the hooks' fields)."""
+        stats = StepStats(float("nan"), 0.0, float("nan"))
+        bar = tqdm(total=self.cfg.iterations, initial=self.step_idx, desc=desc,
+                   mininterval=1.0, dynamic_ncols=True)
+        with bar:
+            while self.step_idx < self.cfg.iterations:
+                for hook in hooks:
+                    hook.before_step(self.step_idx, self.tau(self.step_idx))
+                stats = self.step(distortion)
+                bar.update(1)
+                self._after_step(stats, hooks, bar, on_log)
+        return stats
+
+    def fit(self, distortion: Distortion, desc: str, writer=None, tag: str = "",
+            hooks: Sequence[StepHooks] = ()) -> StepStats:
         """Train to the end (TensorBoard scalars under ``tag`` when ``writer`` is given), then
         harden the latents and round the weights to file precision, ready for export."""
         def log(step: int, stats: StepStats) -> None:
             if writer is not None:
                 writer.add_scalar(f"{tag}/psnr_batch", stats.psnr, step)
                 writer.add_scalar(f"{tag}/bits", stats.bits, step)
+                if self.last_size is not None:
+                    writer.add_scalar(f"{tag}/bytes", self.last_size, step)
 
         self.field.train()
-        stats = self.run(distortion, desc, on_log=log)
+        stats = self.run(distortion, desc, hooks, on_log=log)
         self.field.eval()
         self.field.round_weights()
-        return stats
-
-    def run(self, distortion: Callable[[], torch.Tensor], desc: str,
-            on_log: Callable[[int, StepStats], None] | None = None) -> StepStats:
-        """Steps until ``cfg.iterations``, with a progress bar (loss, PSNR, est. size)."""
-        stats = StepStats(float("nan"), 0.0, float("nan"))
-        bar = tqdm(total=self.cfg.iterations, initial=self.step_idx, desc=desc,
-                   mininterval=1.0, dynamic_ncols=True)
-        with bar:
-            while self.step_idx < self.cfg.iterations:
-                stats = self.step(distortion)
-                bar.update(1)
-                if self.step_idx % self.cfg.log_every == 0 or self.step_idx == self.cfg.iterations:
-                    bar.set_postfix(loss=f"{stats.loss:.2e}", psnr=f"{stats.psnr:.2f}",
-                                    size=f"{self.estimated_bytes(stats) / 1024:.1f}KiB")
-                    if on_log is not None:
-                        on_log(self.step_idx, stats)
         return stats

@@ -18,14 +18,17 @@ from typing import Callable
 
 import numpy as np
 import torch
-import viser
 
 from wisp_shacira.errors import ConfigError
-from wisp_shacira.lod import LodStream, PlanarSource, SceneSource, open_source, open_stream
+from wisp_shacira.extras import require
+from wisp_shacira.lod import LodStream, open_source, open_stream
+from wisp_shacira.tasks.protocol import LodSource
 from wisp_shacira.viewer import check_port
 from wisp_shacira.viewer.camera import (c2w_from_viser, fov_from_focal, pinhole,
                                         viewport_size, window_coords)
 from wisp_shacira.viewer.worker import ProgressiveRenderer
+
+viser = require("viser", "viewer", "the browser viewer (wisp-shacira view)")
 
 BACKGROUND = 0.18
 SCENE_RESOLUTION = 256
@@ -59,9 +62,9 @@ class ViewRequest:
 class ViewerModel:
     """The rendering side of the viewer (no viser): a decoded stream and its source."""
 
-    def __init__(self, stream: LodStream, source: PlanarSource | SceneSource) -> None:
+    def __init__(self, stream: LodStream, source: LodSource) -> None:
         self.stream, self.source = stream, source
-        self.is_scene = isinstance(source, SceneSource)
+        self.is_scene = source.view == "scene"
 
     def default_resolution(self) -> int:
         if self.is_scene:
@@ -126,7 +129,7 @@ class ViewerModel:
 
     def initial_camera(self) -> tuple[np.ndarray, float]:
         """Scenes: the first turntable camera position and its vertical field of view."""
-        camera = self.source.meta["camera"]
+        camera = self.source.camera()
         eye = np.array([0.0, float(camera["orbit_height"]), float(camera["orbit_radius"])])
         return eye, fov_from_focal(float(camera["fy"]), self.source.height)
 

@@ -13,7 +13,7 @@ any device but slower than Wisp's fused kernel.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Optional
 
 import kaolin.ops.spc as spc_ops
 import torch
@@ -54,6 +54,9 @@ class ShaciraGrid(HashGrid):
         self.num_lods = self.core.num_levels
         self.active_lods = list(range(self.num_lods))
         self.max_lod = self.num_lods - 1
+        self.tau: Optional[float] = None
+        """Quantisation phase of the current step, set by the SHACIRA trainer before each
+        forward pass (Wisp's ``interpolate`` signature has no room for it)."""
         if self.blas is not None:
             self._init_occupancy()
 
@@ -106,7 +109,7 @@ class ShaciraGrid(HashGrid):
         Returns:
             [..., L * F] ('cat') or [..., F] ('sum').
         """
-        return interpolate_wisp(self.core, coords, lod_idx, self.multiscale_type)
+        return interpolate_wisp(self.core, coords, lod_idx, self.multiscale_type, self.tau)
 
     def freeze(self) -> None:
         """Stop training the latents, the latent decoder and the prior."""
@@ -118,7 +121,7 @@ class ShaciraGrid(HashGrid):
     def public_properties(self) -> dict[str, Any]:
         """Hash-grid properties plus the compression state, for logs and the GUI."""
         properties = super().public_properties()
-        tau = self.core.tau
+        tau = self.tau
         properties.update({"Latent Dims": self.core.config.latent_dim,
                            "Latent Rows": self.core.layout.total_rows,
                            "Soft Rounding": "off (STE)" if tau is None else f"tau={tau:.3f}"})

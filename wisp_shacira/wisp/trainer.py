@@ -20,8 +20,9 @@ from typing import Optional
 from wisp.config import configure
 from wisp.trainers import ConfigMultiviewTrainer, MultiviewTrainer
 
-from wisp_shacira.fields.wisp_bridge import (RateTerm, ShaciraLearningRates, json_scalars,
-                                             refine_param_groups, schedule_config)
+from wisp_shacira.fields.wisp_bridge import json_scalars
+from wisp_shacira.train.rate import (RateTerm, ShaciraLearningRates, refine_param_groups,
+                                     schedule_config)
 from wisp_shacira.tasks.common import check_not_input
 from wisp_shacira.wisp.grid import ShaciraGrid
 
@@ -84,7 +85,8 @@ class ShaciraMultiviewTrainer(MultiviewTrainer):
     def pre_step(self) -> None:
         """Set this step's temperature before Wisp's pre-step logic (pruning) and forward pass."""
         if self.rate_term is not None:
-            self.rate_term.begin_step(self.total_iterations, self.max_iterations)
+            grid = self.shacira_grid()
+            grid.tau = self.rate_term.begin_step(self.total_iterations, self.max_iterations)
         super().pre_step()
 
     def log_console(self) -> None:

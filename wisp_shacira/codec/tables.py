@@ -1,8 +1,10 @@
 """Integer frequency tables: what the bitstream stores instead of the density network.
 
-The coder needs, per latent dimension, the integer range it covers and one integer
-frequency per symbol. Frequencies sum to ``2^precision`` and are at least 1, so every
-symbol of the range can be coded; encoder and decoder build the same model from these
+Part of the codec (numpy only): the TABLES section stores these tables and
+:mod:`wisp_shacira.codec.coder` codes the level sections against them. The coder
+needs, per latent dimension, the integer range it covers and one integer frequency
+per symbol. Frequencies sum to ``2^precision`` and are at least 1, so every symbol
+of the range can be coded; encoder and decoder build the same model from these
 integers, so decoding is exact on any machine.
 """
 from __future__ import annotations

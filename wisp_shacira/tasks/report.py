@@ -1,0 +1,37 @@
+"""Plain-text tables and lines of the run summaries."""
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Align ``rows`` under ``header``; floats are shown with 4 significant decimals,
+    None (a metric not computed) as ``n/a``."""
+    def cell(value: object) -> str:
+        if value is None:
+            return "n/a"
+        if isinstance(value, float):
+            return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+        return str(value)
+
+    text = [[cell(v) for v in row] for row in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in text)) if text else len(str(h))
+              for i, h in enumerate(header)]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in text]
+    return "\n".join(lines)
+
+
+def rate_control_lines(reports: Sequence[dict | None], names: Sequence[str]) -> str:
+    """Lines saying, per run with rate control, the requested and the reached size
+    (empty when no run had a target)."""
+    lines = []
+    for name, report in zip(names, reports):
+        if report is None:
+            continue
+        verdict = "within 5%" if report["within_5_percent"] else "NOT within 5%"
+        lines.append(f"rate control {name}: target {report['target_bytes']} bytes, reached "
+                     f"{report['reached_bytes']} ({100 * report['error']:+.1f}%, {verdict}; "
+                     f"lambda x{report['lambda_scale']:.3g})")
+    return "".join(f"\n{line}" for line in lines)

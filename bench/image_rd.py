@@ -23,11 +23,10 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]   # the repository: configs, results, ../shared
 
-from bench.baselines import pillow_codec_at_bpp  # noqa: E402
-from wisp_shacira.cli.report import format_table  # noqa: E402
+from baselines import pillow_codec_at_bpp  # noqa: E402  (bench/ is the script folder)
+from wisp_shacira.tasks.report import format_table  # noqa: E402
 from wisp_shacira.config import build_config, load_yaml, merge, parse_overrides  # noqa: E402
 from wisp_shacira.tasks.image import AppConfig, compress_one  # noqa: E402
 

@@ -32,11 +32,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]   # the repository: configs, runs, ../shared
 
 from wisp_shacira.cli.main import run_guarded  # noqa: E402
-from wisp_shacira.cli.report import format_table  # noqa: E402
+from wisp_shacira.tasks.report import format_table  # noqa: E402
 from wisp_shacira.config import load_config  # noqa: E402
 from wisp_shacira.tasks import nerf  # noqa: E402
 

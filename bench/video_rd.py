@@ -30,7 +30,7 @@ import torch  # noqa: E402
 
 from baselines import ffmpeg_codec_at_bpp  # noqa: E402
 from wisp_shacira.cli.main import run_guarded  # noqa: E402
-from wisp_shacira.cli.report import format_table  # noqa: E402
+from wisp_shacira.tasks.report import format_table  # noqa: E402
 from wisp_shacira.config import load_config  # noqa: E402
 from wisp_shacira.datasets.video import load_video_with_info  # noqa: E402
 from wisp_shacira.tasks import video  # noqa: E402

@@ -195,3 +195,13 @@ def test_rtmv_scene_file_maps_raw_poses_into_the_box(tmp_path: Path) -> None:
                        for e in [json.loads((root / f"{n}.json").read_text())["camera_data"]
                                  ["camera_look_at"]["eye"] for n in scene.names]])
     assert torch.allclose(box_poses(raw, meta["scene"]), scene.c2w, atol=1e-5)
+
+
+def test_progress_bar_shows_validation_only_once_there_is_one(scene_dir: Path,
+                                                             tmp_path: Path) -> None:
+    from wisp_shacira.tasks.nerf_train import _Loop
+    cfg = tiny_config(scene_dir, tmp_path / "o")
+    loop = _Loop(cfg, torch.device("cpu"), tmp_path / "o", {"task": "nerf"}, None)
+    assert "val" not in loop.postfix() and "occ" in loop.postfix()
+    loop.result.history.append({"step": 10, "val_psnr": 21.5})
+    assert loop.postfix()["val"] == "21.50"

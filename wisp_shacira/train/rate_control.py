@@ -3,7 +3,7 @@
 Every ``every`` steps the trainer measures the exact size of the file the field would
 be written as (:func:`file_size_probe`: rounded latents coded with their own
 tables, plus weights and headers) and :meth:`RateController.update` moves the rate
-weight multiplicatively: ``scale *= (size / target) ** gain``. The configured lambda
+weight multiplicatively: ``scale *= (size / target) ** (gain * progress step)``. The configured lambda
 schedule keeps its shape; only its level changes. A size above the target raises
 lambda (fewer bits), below lowers it, until the end of training, where the file is the
 measured model. Chosen over a search of short runs because it costs one run, and over a
@@ -25,6 +25,10 @@ from wisp_shacira.fields.base import CompressedField
 from wisp_shacira.train.config import TrainerConfig
 
 MIN_SCALE, MAX_SCALE = 1e-4, 1e4
+GAIN = 80.0
+"""Change of ``log(scale)`` per unit of training progress and unit of log size error
+(80 = the gain of 1 per measurement that reached +2.4% on the demo image with 80
+measurements)."""
 MAX_BITS_PER_LATENT = 16
 """A latent coded with 16-bit frequencies costs at most 16 bits."""
 
@@ -42,22 +46,29 @@ class RateController:
 
     target_bytes: int
     every: int = 25
-    gain: float = 1.0
+    gain: float = GAIN
     scale: float = 1.0
     last_bytes: int | None = None
+    last_progress: float = 0.0
 
     def update(self, size: int, progress: float) -> None:
-        """Account for a measured ``size`` at ``progress`` (0..1) of training."""
+        """Account for a measured ``size`` at ``progress`` (0..1) of training: the log of
+        the scale moves by ``gain * log(size / target)`` per unit of progress, so the
+        response does not depend on how often the size is measured."""
         self.last_bytes = size
         error = math.log(max(size, 1) / self.target_bytes)
-        self.scale = min(MAX_SCALE, max(MIN_SCALE, self.scale * math.exp(self.gain * error)))
+        step = self.gain * error * max(0.0, progress - self.last_progress)
+        self.last_progress = progress
+        self.scale = min(MAX_SCALE, max(MIN_SCALE, self.scale * math.exp(step)))
 
     def state_dict(self) -> dict:
-        return {"scale": self.scale, "last_bytes": self.last_bytes}
+        return {"scale": self.scale, "last_bytes": self.last_bytes,
+                "last_progress": self.last_progress}
 
     def load_state_dict(self, state: dict) -> None:
         self.scale = float(state["scale"])
         self.last_bytes = state.get("last_bytes")
+        self.last_progress = float(state.get("last_progress", 0.0))
 
     def report(self, reached: int) -> dict:
         """What was asked and reached (for the run's report)."""

@@ -193,8 +193,8 @@ class _NerfLikeField(CompressedField):
                                               log2_table_size=19, feature_dim=2, latent_dim=1))
         self.heads = MLP(self.grid.output_dim, 64, 2, 4)
 
-    def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        return self.heads(self.grid.interpolate(coords))
+    def forward(self, coords: torch.Tensor, tau: float | None = None) -> torch.Tensor:
+        return self.heads(self.grid.interpolate(coords, tau=tau))
 
 
 @contextmanager
@@ -211,8 +211,8 @@ def forced_backend(name: str | None) -> Iterator[None]:
             os.environ[ENV_VAR] = old
 
 
-def _train_step_times(field_: CompressedField, before: Callable[[], torch.Tensor],
-                      after: Callable[[], torch.Tensor], repeats: int,
+def _train_step_times(field_: CompressedField, before: Callable[[float | None], torch.Tensor],
+                      after: Callable[[float | None], torch.Tensor], repeats: int,
                       rate_sample: int | None = None) -> tuple[float, float]:
     trainer = RDTrainer(field_, TrainerConfig(iterations=100_000, rate_sample=rate_sample))
     field_.train()
@@ -234,13 +234,14 @@ def end_to_end(repeats: int) -> list[dict]:
     coords = pixel_coords(512, 768)
     target = torch.rand(coords.shape[0], 3)
     plan = build_plan(coords, image.grid.layout)
-    img = _train_step_times(image, lambda: torch.mean((image(coords) - target) ** 2),
-                            lambda: torch.mean((image(None, plan=plan) - target) ** 2), repeats)
+    img = _train_step_times(image, lambda tau: torch.mean((image(coords, tau=tau) - target) ** 2),
+                            lambda tau: torch.mean((image(None, tau=tau, plan=plan) - target) ** 2),
+                            repeats)
     nerf = _NerfLikeField()
     rgba = torch.rand(1 << 18, 4)
 
-    def nerf_mse() -> torch.Tensor:
-        return torch.mean((nerf(torch.rand(1 << 18, 3)) - rgba) ** 2)
+    def nerf_mse(tau: float | None) -> torch.Tensor:
+        return torch.mean((nerf(torch.rand(1 << 18, 3), tau) - rgba) ** 2)
 
     nerf_times = [_train_step_times(nerf, nerf_mse, nerf_mse, max(1, repeats - 1), sample)
                   for sample in (None, 1 << 18)]

@@ -33,3 +33,8 @@ class MissingExtraError(ShaciraError, ImportError):
     the feature and the ``pip install 'wisp-shacira[EXTRA]'`` command that adds it
     (raised by :func:`wisp_shacira.extras.require`). Also an :class:`ImportError`, so
     code that treats the optional package as absent keeps working."""
+
+
+class TrainingError(ShaciraError):
+    """Training that cannot go on: the loss or the weights stopped being finite (the
+    message names the step and the settings that usually cause it)."""

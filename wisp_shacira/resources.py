@@ -4,7 +4,7 @@ The repository's ``configs/`` and ``data/`` folders are packaged as
 ``wisp_shacira.bundled.configs`` and ``wisp_shacira.bundled.data`` (``pyproject.toml``
 maps them in with ``[tool.setuptools.package-dir]``): a wheel carries a copy inside the
 package, an editable install imports them from the folders themselves. A source
-checkout used without installing (``python app/main.py`` from the repository root)
+checkout imported without installing (``python -m ...`` from the repository root)
 falls back to the folders beside ``wisp_shacira/``.
 
 Config names are paths relative to ``configs/`` with or without ``.yaml``:

@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 import torch
 
+from wisp_shacira.errors import TrainingError
 from wisp_shacira.fields.image import ImageField, ImageNefConfig
 from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.train.config import TrainerConfig
@@ -45,3 +46,10 @@ def test_fixed_step_training_moves_latents_by_whole_units() -> None:
         trainer.step(lambda tau: torch.mean((field(coords, tau=tau) - target) ** 2))
     moved = (field.grid.latents.detach() - before).abs().max()
     assert moved > 1.0, "the latents' lr (0.1 / 0.01 = 10 per step) should move whole units"
+
+
+def test_a_diverging_run_stops_with_a_clear_error() -> None:
+    field = ImageField(GRID, ImageNefConfig(8, 1), channels=3)
+    trainer = RDTrainer(field, TRAIN)
+    with pytest.raises(TrainingError, match="diverged at step 1 of 4"):
+        trainer.step(lambda tau: torch.tensor(float("nan"), requires_grad=True))

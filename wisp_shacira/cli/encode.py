@@ -46,13 +46,13 @@ def keys_help(task: Task, cfg: object | None = None) -> str:
     meaning."""
     docs = describe_config(task.config_type, cfg)
     column = "value" if cfg is not None else "default"
-    rows = [(d.key, d.type, repr(d.value), _first_sentence(d.meaning) if d.key != "task"
-             else f"the pipeline ({', '.join(TASKS)})") for d in docs]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(("key", "type", column))]
+    rows = [("key", "type", column, "meaning")]
+    rows += [(d.key, d.type, repr(d.value), _first_sentence(d.meaning) if d.key != "task"
+              else f"the pipeline ({', '.join(TASKS)})") for d in docs]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [f"config keys of the {task.name} task (--key value overrides the YAML):"]
-    lines.append(f"  {'key'.ljust(widths[0])}  {'type'.ljust(widths[1])}  {column.ljust(widths[2])}  meaning")
-    lines += [f"  {k.ljust(widths[0])}  {t.ljust(widths[1])}  {v.ljust(widths[2])}  {m}"
-              for k, t, v, m in rows]
+    lines += ["  " + "  ".join([*(c.ljust(w) for c, w in zip(r[:3], widths)), r[3]])
+              for r in rows]
     return "\n".join(lines)
 
 
@@ -83,7 +83,11 @@ def load_run_config(config: str, rest: list[str]) -> tuple[Task, object]:
     path = resolve_config(config)
     data = merge(load_yaml(path), parse_overrides(expand_flags(rest)))
     if "task" not in data:
-        raise ConfigError(f"{path}: missing the top-level key 'task' ({', '.join(TASKS)})")
+        wisp = {"blas", "tracker"} <= set(data)
+        hint = ("; it looks like a Kaolin-Wisp app config (blas, tracker sections): run it "
+                "with python app/main_wisp.py --config ...") if wisp else ""
+        raise ConfigError(f"{path}: missing the top-level key 'task' "
+                          f"({', '.join(TASKS)}){hint}")
     task = get_task(data["task"])
     check_keys(task, data, str(config))
     try:

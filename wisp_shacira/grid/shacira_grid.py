@@ -28,7 +28,7 @@ class GridConfig:
     """Hyper-parameters of :class:`ShaciraGrid` (YAML section ``grid``).
 
     Attributes:
-        num_levels: L.
+        num_levels: L, the number of levels (the finest LOD).
         min_res: resolution of the coarsest level.
         max_res: resolution of the finest level.
         log2_table_size: log2 of T, the maximum rows per level.

@@ -28,7 +28,6 @@ from wisp_shacira.grid.shacira_grid import GridConfig
 
 T = TypeVar("T")
 F = TypeVar("F", bound=CompressedField)
-_DESCRIPTIONS = {"image": "an image", "video": "a video", "nerf": "a nerf scene"}
 EVAL_CHUNK = 1 << 16
 """Points per field evaluation in the decoders' render loops."""
 
@@ -40,8 +39,9 @@ def parse_file_config(cls: type[T], model: ShacModel, name: str) -> T:
     """
     task = typing.get_args(typing.get_type_hints(cls)["task"])[0]
     if model.config.get("task") != task:
+        from wisp_shacira.tasks import get_task          # the registry imports the tasks
         raise BitstreamError(f"{name}: holds a {model.config.get('task')!r} model, not "
-                             f"{_DESCRIPTIONS.get(task, task)}")
+                             f"{get_task(task).description}")
     try:
         cfg = build_config(cls, model.config)
     except ConfigError as exc:

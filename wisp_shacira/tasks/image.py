@@ -33,7 +33,8 @@ from wisp_shacira.tasks.common import (check_not_input, image_output, prepare_de
                                        prepare_output_dir, tensorboard_writer, timed,
                                        write_json, seed_everything)
 from wisp_shacira.train.config import TrainerConfig
-from wisp_shacira.train.rate_control import RateController, file_size_probe, make_controller
+from wisp_shacira.train.rate_control import (RateSearch, file_size_probe, fit_to_target,
+                                             pass_label, rate_target)
 from wisp_shacira.train.rd import Distortion, RDTrainer, resolve_device
 
 DEMO_IMAGE = demo_data("demo_image.png")
@@ -52,7 +53,11 @@ class ImageDatasetConfig:
 
 @dataclass
 class AppConfig:
-    """Configuration of ``app/main.py`` for the image task."""
+    """Configuration of ``wisp-shacira encode`` for the image task.
+
+    Attributes:
+        output: output folder (None = ``runs/image-<time>``).
+    """
 
     task: Literal["image"] = "image"
     output: str | None = None
@@ -137,20 +142,29 @@ def _distortion(field_: ImageField, coords: torch.Tensor, target: torch.Tensor,
     return planned_batch
 
 
-def _train(image: ImageData, cfg: AppConfig, device: torch.device,
-           writer) -> tuple[ImageField, RateController | None]:
-    """A trained field with weights rounded for export, and its rate controller."""
+def _train(image: ImageData, cfg: AppConfig, device: torch.device, writer, config: dict,
+           scale: float = 1.0) -> ImageField:
+    """A field trained with the lambda schedule times ``scale``, weights rounded for
+    export (``config``: the file's CONFIG, for the size shown while training)."""
     seed_everything(cfg.trainer.seed)
     field_ = ImageField(cfg.grid, cfg.nef, image.channels).to(device)
     target = torch.from_numpy(image.pixels).to(device).reshape(-1, image.channels)
     coords = pixel_coords(image.height, image.width, device)
-    config = file_config(cfg, image)
-    controller = make_controller(field_, cfg.trainer, config, image.height * image.width,
-                                 f"image {image.name}")
-    trainer = RDTrainer(field_, cfg.trainer, file_size_probe(field_, config), controller)
+    trainer = RDTrainer(field_, cfg.trainer, file_size_probe(field_, config), scale)
     distortion = _distortion(field_, coords, target, cfg.trainer.batch_size, cfg.trainer.seed)
-    trainer.fit(distortion, desc=f"image {image.name}", writer=writer, tag=image.name)
-    return field_, controller
+    trainer.fit(distortion, desc=pass_label(f"image {image.name}", scale), writer=writer,
+                tag=image.name)
+    return field_
+
+
+def _fit(image: ImageData, cfg: AppConfig, device: torch.device,
+         writer) -> tuple[ImageField, RateSearch | None]:
+    """The trained field, and the rate-control search when a target size is set."""
+    config, what = file_config(cfg, image), f"image {image.name}"
+    target = rate_target(ImageField(cfg.grid, cfg.nef, image.channels), cfg.trainer, config,
+                         image.height * image.width, what)
+    return fit_to_target(lambda scale: _train(image, cfg, device, writer, config, scale),
+                         lambda field_: field_, config, target, what)
 
 
 def file_config(cfg: AppConfig, image: ImageData) -> dict:
@@ -239,7 +253,7 @@ def compress_one(image_path: Path, cfg: AppConfig, out_dir: Path, writer=None) -
     check_not_input(png_path, [image_path])
     device = resolve_device(cfg.trainer.device)
     with timed() as encode_time:
-        field_, controller = _train(image, cfg, device, writer)
+        field_, rate_search = _fit(image, cfg, device, writer)
         field_ = field_.cpu()
         nbytes = write_shac(shac_path, field_.to_shac_model(file_config(cfg, image)))
     reference = _quantized(render(field_, image.height, image.width), image.bit_depth)
@@ -252,7 +266,7 @@ def compress_one(image_path: Path, cfg: AppConfig, out_dir: Path, writer=None) -
             "psnr_before_export": psnr(reference, image.pixels),
             "decode_matches": bool(np.array_equal(reference, decoded)),
             "encode_seconds": encode_time[0], "decode_seconds": decode_time[0],
-            "rate_control": None if controller is None else controller.report(nbytes)}
+            "rate_control": None if rate_search is None else rate_search.report()}
 
 
 def run(cfg: AppConfig, out_dir: Path) -> dict:

@@ -38,6 +38,7 @@ from wisp_shacira.tasks.nerf_poses import read_poses
 from wisp_shacira.tasks.protocol import LodTarget
 from wisp_shacira.tasks.report import rate_control_lines
 from wisp_shacira.tasks.nerf_train import train_field
+from wisp_shacira.train.rate_control import fit_to_target, rate_target
 from wisp_shacira.train.rd import resolve_device
 
 __all__ = ["AppConfig", "TASK", "SceneSource", "run", "summary", "decode", "load_scene",
@@ -182,24 +183,27 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
     device = resolve_device(cfg.trainer.device)
     val = scene.split("val").to(device) if scene.splits.get("val") else None
     config = file_config(cfg, scene, norm, root.resolve().name)
-    result = train_field(cfg, scene.split("train").to(device), val, device, out_dir, config)
+    target = rate_target(RadianceField(cfg.grid, cfg.nef), cfg.trainer, config, None, "scene")
+    train = scene.split("train").to(device)
+    result, rate_search = fit_to_target(
+        lambda scale: train_field(cfg, train, val, device, out_dir, config, scale),
+        lambda done: done.field, config, target, "scene")
     field_ = result.field.eval()
     path, nbytes = _export(field_, config, out_dir)
-    controller = result.controller
     report = {"task": "nerf", "scene": str(root), "split": split, "views": len(held.names),
               "height": held.H, "width": held.W, "file": str(path), "bytes": nbytes,
               "compressed": cfg.grid.compressed, "grid_float_bytes": _grid_float_bytes(field_),
               **_measure(field_, config, path, held, device, out_dir),
               "train_seconds": result.seconds, "iterations": cfg.trainer.iterations,
               "resumed_from": result.resumed_from, "validation": result.history,
-              "rate_control": None if controller is None else controller.report(nbytes),
+              "rate_control": None if rate_search is None else rate_search.report(),
               "config": dataclasses.asdict(cfg)}
     write_json(out_dir / "metrics.json", report)
     return report
 
 
 def summary(report: dict) -> str:
-    """Readable summary of a :func:`run` report, for ``app/main.py``."""
+    """Readable summary of a :func:`run` report, for ``wisp-shacira encode``."""
     kind = ".shac" if report["compressed"] else "uncompressed float"
     delta = report["psnr"] - report["psnr_in_memory"]
     resumed = "" if report["resumed_from"] is None else f" (resumed at step {report['resumed_from']})"

@@ -1,4 +1,4 @@
-"""Configuration of the NeRF task (``task: nerf`` in ``app/main.py`` configs).
+"""Configuration of the NeRF task (``task: nerf`` configs of ``wisp-shacira encode``).
 
 Sections: ``grid`` (:class:`GridConfig`; ``compressed: false`` gives the uncompressed
 Instant-NGP-style baseline), ``nef`` (:class:`NerfNefConfig`), ``tracer``
@@ -99,7 +99,7 @@ def _default_grid() -> GridConfig:
 
 @dataclass
 class AppConfig:
-    """Configuration of ``app/main.py`` for the NeRF task.
+    """Configuration of ``wisp-shacira encode`` for the NeRF task.
 
     Attributes:
         output: output folder (None = ``runs/nerf-<time>``; required with ``resume``).
@@ -123,3 +123,7 @@ class AppConfig:
                 "tracer.num_samples and tracer.segments must be >= 1")
         require(not self.resume or self.output is not None,
                 "resume needs an output folder that holds the checkpoint (--output DIR)")
+        require(not self.resume or (self.trainer.target_bytes is None
+                                    and self.trainer.target_bpp is None),
+                "resume continues one training run; rate control (trainer.target_bytes) "
+                "trains several: run it without --resume")

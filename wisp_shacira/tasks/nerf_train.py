@@ -30,7 +30,7 @@ from wisp_shacira.render.tracer import Tracer
 from wisp_shacira.tasks.common import seed_everything, tensorboard_writer
 from wisp_shacira.tasks.nerf_config import AppConfig
 from wisp_shacira.train.checkpoint import load_checkpoint, restore_checkpoint, save_checkpoint
-from wisp_shacira.train.rate_control import RateController, file_size_probe, make_controller
+from wisp_shacira.train.rate_control import file_size_probe, pass_label
 from wisp_shacira.train.rd import Distortion, RDTrainer, StepHooks, StepStats
 
 log = logging.getLogger(__name__)
@@ -49,14 +49,12 @@ class TrainResult:
         history: validation points ``{"step", "val_psnr"}``.
         seconds: wall time of the training loop (summed over resumed runs).
         resumed_from: step the run resumed from, or None.
-        controller: the rate controller (``trainer.target_bytes``), or None.
     """
 
     field: RadianceField
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     resumed_from: int | None = None
-    controller: RateController | None = None
 
 
 def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
@@ -130,18 +128,17 @@ class _Loop(StepHooks):
     validation, checkpoints, timing and TensorBoard after it."""
 
     def __init__(self, cfg: AppConfig, device: torch.device, out_dir: Path, config: dict,
-                 val_scene: NerfScene | None) -> None:
+                 val_scene: NerfScene | None, scale: float = 1.0) -> None:
         seed_everything(cfg.trainer.seed)
         self.cfg = cfg
         self.field = RadianceField(cfg.grid, cfg.nef).to(device)
         self.tracer = Tracer(cfg.tracer)
         self.occupancy = OccupancyGrid(cfg.trainer.occupancy_resolution,
                                        warmup_steps=cfg.trainer.occupancy_warmup).to(device)
-        controller = make_controller(self.field, cfg.trainer, config, None, "scene")
         self.trainer = RDTrainer(self.field, cfg.trainer, file_size_probe(self.field, config),
-                                 controller)
+                                 scale)
         self.path = out_dir / CHECKPOINT_NAME
-        self.result = TrainResult(self.field, controller=controller)
+        self.result = TrainResult(self.field)
         self.writer = tensorboard_writer(cfg.trainer.tensorboard, out_dir / "tensorboard")
         self.val_scene = val_scene
         self._started = time.perf_counter()
@@ -152,18 +149,14 @@ class _Loop(StepHooks):
         step = restore_checkpoint(state, self.field, self.trainer.optimizer,
                                   {"occupancy": self.occupancy})
         self.trainer.step_idx = step
-        if self.result.controller is not None:
-            self.result.controller.load_state_dict(state["extra"]["rate_control"])
         self.result.history = list(state["extra"]["history"])
         self.result.seconds = float(state["extra"]["seconds"])
         self.result.resumed_from = step
         log.info("resumed from %s at step %d", self.path, step)
 
     def save(self) -> None:
-        controller = self.result.controller
         extra = {"config": comparable_config(self.cfg), "history": self.result.history,
-                 "seconds": self.result.seconds,
-                 "rate_control": None if controller is None else controller.state_dict()}
+                 "seconds": self.result.seconds}
         save_checkpoint(self.path, self.field, self.trainer.optimizer, self.trainer.step_idx,
                         {"occupancy": self.occupancy}, extra)
 
@@ -197,15 +190,17 @@ class _Loop(StepHooks):
 
 
 def train_field(cfg: AppConfig, train_scene: NerfScene, val_scene: NerfScene | None,
-                device: torch.device, out_dir: Path, config: dict) -> TrainResult:
+                device: torch.device, out_dir: Path, config: dict,
+                scale: float = 1.0) -> TrainResult:
     """Train (or resume) a radiance field; see the module docstring.
 
     Args:
         train_scene: training views, on ``device``.
         val_scene: views for periodic validation (None = no validation).
-        config: the file's CONFIG (for the size shown while training and rate control).
+        config: the file's CONFIG (for the size shown while training).
+        scale: multiplier of the lambda schedule (a rate-control pass).
     """
-    loop = _Loop(cfg, device, out_dir, config, val_scene)
+    loop = _Loop(cfg, device, out_dir, config, val_scene, scale)
     if cfg.resume:
         loop.resume()
     elif loop.path.exists():
@@ -215,7 +210,7 @@ def train_field(cfg: AppConfig, train_scene: NerfScene, val_scene: NerfScene | N
                  "--output %s --resume", cfg.trainer.checkpoint_every, loop.path, out_dir)
     distortion = make_distortion(loop.field, loop.tracer, loop.occupancy, train_scene, cfg)
     loop.field.train()
-    loop.trainer.run(distortion, "nerf", hooks=[loop])
+    loop.trainer.run(distortion, pass_label("nerf", scale), hooks=[loop])
     if loop.writer is not None:
         loop.writer.close()
     return loop.result

@@ -31,7 +31,8 @@ def rate_control_lines(reports: Sequence[dict | None], names: Sequence[str]) -> 
         if report is None:
             continue
         verdict = "within 5%" if report["within_5_percent"] else "NOT within 5%"
+        passes = ", ".join(f"x{p['lambda_scale']:.3g}: {p['bytes']}" for p in report["passes"])
         lines.append(f"rate control {name}: target {report['target_bytes']} bytes, reached "
-                     f"{report['reached_bytes']} ({100 * report['error']:+.1f}%, {verdict}; "
-                     f"lambda x{report['lambda_scale']:.3g})")
+                     f"{report['reached_bytes']} ({100 * report['error']:+.1f}%, {verdict}); "
+                     f"{len(report['passes'])} training passes (lambda scale: bytes) {passes}")
     return "".join(f"\n{line}" for line in lines)

@@ -40,7 +40,8 @@ from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output,
                                        prepare_output_dir, seed_everything, tensorboard_writer,
                                        timed, write_json)
 from wisp_shacira.train.config import TrainerConfig
-from wisp_shacira.train.rate_control import RateController, file_size_probe, make_controller
+from wisp_shacira.train.rate_control import (RateSearch, file_size_probe, fit_to_target,
+                                             pass_label, rate_target)
 from wisp_shacira.train.rd import Distortion, RDTrainer, resolve_device
 
 DEMO_VIDEO = demo_data("demo_video")
@@ -78,10 +79,13 @@ class VideoDatasetConfig:
 
 @dataclass
 class AppConfig:
-    """Configuration of ``app/main.py`` for the video task.
+    """Configuration of ``wisp-shacira encode`` for the video task.
 
     ``trainer.batch_size`` is the number of random pixels per step (2^18 by default,
     as in the paper); 0 fits the whole clip every step, for small clips only.
+
+    Attributes:
+        output: output folder (None = ``runs/video-<time>``).
     """
 
     task: Literal["video"] = "video"
@@ -160,22 +164,29 @@ def _random_batch_loss(field_: VideoField, frames: np.ndarray, batch_size: int, 
 
 
 def _train(frames: np.ndarray, name: str, cfg: AppConfig, device: torch.device,
-           writer: Any, config: dict) -> tuple[VideoField, RateController | None]:
-    """Fit a field to ``frames: [T, H, W, 3] uint8``; returns it hardened and rounded, and
-    its rate controller. ``writer``: a TensorBoard ``SummaryWriter`` or None; ``config``:
-    the file's CONFIG (for the size probe)."""
+           writer: Any, config: dict, scale: float = 1.0) -> VideoField:
+    """Fit a field to ``frames: [T, H, W, 3] uint8`` with the lambda schedule times
+    ``scale``; returns it hardened and rounded. ``writer``: a TensorBoard
+    ``SummaryWriter`` or None; ``config``: the file's CONFIG (for the size shown)."""
     seed_everything(cfg.trainer.seed)
     field_ = VideoField(cfg.grid, cfg.nef).to(device)
-    controller = make_controller(field_, cfg.trainer, config, frames[..., 0].size,
-                                 f"video {name}")
     if cfg.trainer.batch_size == 0:
         distortion = _full_batch_loss(field_, frames, device)
     else:
         distortion = _random_batch_loss(field_, frames, cfg.trainer.batch_size,
                                         cfg.trainer.seed, device)
-    trainer = RDTrainer(field_, cfg.trainer, file_size_probe(field_, config), controller)
-    trainer.fit(distortion, desc=f"video {name}", writer=writer, tag=name)
-    return field_, controller
+    trainer = RDTrainer(field_, cfg.trainer, file_size_probe(field_, config), scale)
+    trainer.fit(distortion, desc=pass_label(f"video {name}", scale), writer=writer, tag=name)
+    return field_
+
+
+def _fit(frames: np.ndarray, name: str, cfg: AppConfig, device: torch.device, writer: Any,
+         config: dict) -> tuple[VideoField, RateSearch | None]:
+    """The trained field, and the rate-control search when a target size is set."""
+    target = rate_target(VideoField(cfg.grid, cfg.nef), cfg.trainer, config,
+                         frames[..., 0].size, f"video {name}")
+    return fit_to_target(lambda scale: _train(frames, name, cfg, device, writer, config, scale),
+                         lambda field_: field_, config, target, f"video {name}")
 
 
 def file_config(cfg: AppConfig, name: str, info: VideoInfo, num_frames: int) -> dict:
@@ -279,7 +290,7 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
     writer = tensorboard_writer(cfg.trainer.tensorboard, out_dir / "tensorboard")
     with timed() as encode_time:
         config = file_config(cfg, name, info, num_frames)
-        field_, controller = _train(frames, name, cfg, device, writer, config)
+        field_, rate_search = _fit(frames, name, cfg, device, writer, config)
         nbytes = write_shac(shac_path, field_.to_shac_model(config))
     reference = render_frames(field_.cpu(), num_frames, height, width)
     with timed() as decode_time:
@@ -296,14 +307,14 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
               "encode_seconds": encode_time[0],
               "encode_seconds_per_frame": encode_time[0] / num_frames,
               "decode_seconds": decode_time[0],
-              "rate_control": None if controller is None else controller.report(nbytes),
+              "rate_control": None if rate_search is None else rate_search.report(),
               "config": dataclasses.asdict(cfg)}
     write_json(out_dir / "metrics.json", report)
     return report
 
 
 def summary(report: dict) -> str:
-    """Readable summary of a :func:`run` report, for ``app/main.py``."""
+    """Readable summary of a :func:`run` report, for ``wisp-shacira encode``."""
     rows = [("video", f"{report['name']}: {report['frames']} frames of "
                       f"{report['width']}x{report['height']}"),
             ("PSNR (mean of frames)", f"{report['psnr']:.2f} dB"),

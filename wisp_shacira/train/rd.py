@@ -4,7 +4,7 @@
 The task supplies the distortion of a step as ``distortion(tau) -> MSE``, where ``tau``
 is the step's quantisation phase, passed on to the field's forward pass. The trainer
 owns the optimiser, the schedules (temperature, lambda, learning rate), the size
-probe, rate control and the progress bar; a task adds its own per-step work (the NeRF
+probe and the progress bar; a task adds its own per-step work (the NeRF
 occupancy updates, validation, checkpoints) through :class:`StepHooks`.
 """
 from __future__ import annotations
@@ -16,11 +16,10 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from wisp_shacira.errors import ConfigError
+from wisp_shacira.errors import ConfigError, TrainingError
 from wisp_shacira.fields.base import CompressedField
 from wisp_shacira.train.config import TrainerConfig
 from wisp_shacira.train.rate import grid_param_groups, rate_loss
-from wisp_shacira.train.rate_control import RateController
 from wisp_shacira.train.schedules import lambda_at, lr_factor_at, tau_at
 
 Distortion = Callable[[float | None], torch.Tensor]
@@ -79,19 +78,19 @@ class RDTrainer:
     Args:
         field: the model.
         cfg: trainer configuration.
-        size_probe: bytes of the file if written now (:func:`~wisp_shacira.train.rate_control.file_size_probe`), shown
-            while training and used by rate control; None = shown as the prior's
-            estimate of the latent bits only.
-        controller: rate control (adapts lambda to reach a target size), or None.
+        size_probe: bytes of the file if written now
+            (:func:`~wisp_shacira.train.rate_control.file_size_probe`), shown while
+            training; None = the prior's estimate of the latent bits is shown.
+        lambda_scale: multiplier of the lambda schedule (a rate-control pass).
     """
 
     def __init__(self, field: CompressedField, cfg: TrainerConfig,
                  size_probe: Callable[[], int] | None = None,
-                 controller: RateController | None = None) -> None:
+                 lambda_scale: float = 1.0) -> None:
         self.field = field
         self.cfg = cfg
         self.size_probe = size_probe
-        self.controller = controller
+        self.lambda_scale = lambda_scale
         self.optimizer = torch.optim.Adam(param_groups(field, cfg), eps=1e-15)
         self.step_idx = 0
         self.last_size: int | None = None
@@ -103,9 +102,8 @@ class RDTrainer:
         return tau_at(self.cfg, step / self.cfg.iterations)
 
     def lam(self, step: int) -> float:
-        """Rate weight of step ``step``: the schedule times the rate controller's scale."""
-        scale = 1.0 if self.controller is None else self.controller.scale
-        return lambda_at(self.cfg, step / self.cfg.iterations) * scale
+        """Rate weight of step ``step``: the schedule times ``lambda_scale``."""
+        return lambda_at(self.cfg, step / self.cfg.iterations) * self.lambda_scale
 
     def step(self, distortion: Distortion) -> StepStats:
         """One optimisation step on ``distortion(tau) + lambda * bits / entries``."""
@@ -116,6 +114,12 @@ class RDTrainer:
         mse = distortion(self.tau(step))
         rate, bits = rate_loss(self.field.grid, self.lam(step), self.cfg.rate_sample)
         loss = mse + rate
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"training diverged at step {step + 1} of {self.cfg.iterations}: the loss is "
+                f"{float(loss.detach())} (distortion {float(mse.detach())}); lower trainer.lr_* "
+                f"or, with rate "
+                f"control, raise the target (lambda was {self.lam(step):.3g})")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -125,15 +129,17 @@ class RDTrainer:
     def measure(self) -> int | None:
         """Bytes of the file if written now (None without a size probe)."""
         if self.size_probe is not None:
-            self.last_size = self.size_probe()
+            try:
+                self.last_size = self.size_probe()
+            except ValueError as exc:       # a weight the file cannot store: not finite
+                raise TrainingError(f"training diverged by step {self.step_idx} of "
+                                    f"{self.cfg.iterations}: {exc}; lower trainer.lr_*") from exc
         return self.last_size
 
     def _postfix(self, stats: StepStats, hooks: Sequence[StepHooks]) -> dict[str, str]:
         size = self.last_size if self.size_probe is not None else stats.bits / 8
         out = {"loss": f"{stats.loss:.2e}", "psnr": f"{stats.psnr:.2f}",
                "size": f"{size / 1024:.1f}KiB"}
-        if self.controller is not None:
-            out["target"] = f"{self.controller.target_bytes / 1024:.1f}KiB"
         for hook in hooks:
             out.update(hook.postfix())
         return out
@@ -143,12 +149,8 @@ class RDTrainer:
         done = self.step_idx
         for hook in hooks:
             hook.after_step(done, stats)
-        every = self.cfg.log_every if self.controller is None else self.controller.every
-        if done % every == 0 or done == self.cfg.iterations:
-            size = self.measure()
-            if self.controller is not None and size is not None:
-                self.controller.update(size, done / self.cfg.iterations)
         if done % self.cfg.log_every == 0 or done == self.cfg.iterations:
+            self.measure()
             bar.set_postfix(self._postfix(stats, hooks))
             if on_log is not None:
                 on_log(done, stats)
@@ -169,8 +171,7 @@ class RDTrainer:
                 self._after_step(stats, hooks, bar, on_log)
         return stats
 
-    def fit(self, distortion: Distortion, desc: str, writer=None, tag: str = "",
-            hooks: Sequence[StepHooks] = ()) -> StepStats:
+    def fit(self, distortion: Distortion, desc: str, writer=None, tag: str = "") -> StepStats:
         """Train to the end (TensorBoard scalars under ``tag`` when ``writer`` is given), then
         harden the latents and round the weights to file precision, ready for export."""
         def log(step: int, stats: StepStats) -> None:
@@ -181,7 +182,7 @@ class RDTrainer:
                     writer.add_scalar(f"{tag}/bytes", self.last_size, step)
 
         self.field.train()
-        stats = self.run(distortion, desc, hooks, on_log=log)
+        stats = self.run(distortion, desc, on_log=log)
         self.field.eval()
         self.field.round_weights()
         return stats

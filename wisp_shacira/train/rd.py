@@ -118,8 +118,7 @@ class RDTrainer:
             raise TrainingError(
                 f"training diverged at step {step + 1} of {self.cfg.iterations}: the loss is "
                 f"{float(loss.detach())} (distortion {float(mse.detach())}); lower trainer.lr_* "
-                f"or, with rate "
-                f"control, raise the target (lambda was {self.lam(step):.3g})")
+                f"or, with rate control, raise the target (lambda was {self.lam(step):.3g})")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

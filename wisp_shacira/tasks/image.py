@@ -26,7 +26,7 @@ from wisp_shacira.grid.fast import build_plan
 from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.metrics import mean_metric, psnr, ssim
 from wisp_shacira.resources import demo_data
-from wisp_shacira.tasks.protocol import LodTarget
+from wisp_shacira.tasks.protocol import LodTarget, TaskSpec
 from wisp_shacira.tasks.report import format_table, rate_control_lines
 from wisp_shacira.tasks.decoding import EVAL_CHUNK, build_field, eval_bytes, parse_file_config
 from wisp_shacira.tasks.common import (check_not_input, image_output, prepare_decode_output,
@@ -320,44 +320,25 @@ class ImageSource:
         return out
 
 
-class ImageTask:
-    """The image task (see :class:`~wisp_shacira.tasks.protocol.Task`)."""
-
-    name = "image"
-    description = "an image"
-    config_type = AppConfig
-
-    def run(self, cfg: AppConfig, output_dir: Path) -> dict:
-        return run(cfg, output_dir)
-
-    def summary(self, report: dict) -> str:
-        return summary(report)
-
-    def decode_output(self, source: Path, out: Path) -> Path:
-        return image_output(source, out)
-
-    def decode(self, path: Path, out: Path, max_lod: int | None = None, *,
-               force: bool = False) -> Path:
-        return decode(path, out, max_lod, force=force)
-
-    def open_source(self, model: ShacModel, name: str) -> ImageSource:
-        return ImageSource(model, name)
-
-    def lod_target(self, model: ShacModel, name: str, reference: Path | None,
-                   poses: Path | None, max_views: int | None) -> LodTarget:
-        if poses is not None:
-            raise ConfigError(f"--poses is for scenes; {name} holds an image")
-        source = ImageSource(model, name)
-        ref, label = None, "full LOD (no reference given)"
-        if reference is not None:
-            pixels = load_image(reference).pixels
-            expected = (source.height, source.width, source.channels)
-            if pixels.shape != expected:
-                raise DataError(f"{reference}: image of shape {pixels.shape}, the model holds "
-                                f"{expected} (height, width, channels)")
-            ref, label = pixels[None], f"original image {reference}"
-        return LodTarget(lambda prefix, lod: ImageSource(prefix, name).full_frame(lod)[None],
-                         ref, label)
+def lod_target(model: ShacModel, name: str, reference: Path | None, poses: Path | None,
+               max_views: int | None) -> LodTarget:
+    """What ``wisp-shacira lod`` renders (the full image at each LOD) and compares it with
+    (``reference``, the original image, or the highest LOD held)."""
+    if poses is not None:
+        raise ConfigError(f"--poses is for scenes; {name} holds an image")
+    source = ImageSource(model, name)
+    ref, label = None, "full LOD (no reference given)"
+    if reference is not None:
+        pixels = load_image(reference).pixels
+        expected = (source.height, source.width, source.channels)
+        if pixels.shape != expected:
+            raise DataError(f"{reference}: image of shape {pixels.shape}, the model holds "
+                            f"{expected} (height, width, channels)")
+        ref, label = pixels[None], f"original image {reference}"
+    return LodTarget(lambda prefix, lod: ImageSource(prefix, name).full_frame(lod)[None],
+                     ref, label)
 
 
-TASK = ImageTask()
+TASK = TaskSpec(name="image", description="an image", config_type=AppConfig, run=run,
+                summary=summary, decode_output=image_output, decode=decode,
+                open_source=ImageSource, lod_target=lod_target)

@@ -35,7 +35,7 @@ from wisp_shacira.tasks.nerf_eval import (SceneModel, load_any_model, render_tur
                                           render_views, scene_field, scene_model_from,
                                           turntable_poses, view_metrics)
 from wisp_shacira.tasks.nerf_poses import read_poses
-from wisp_shacira.tasks.protocol import LodTarget
+from wisp_shacira.tasks.protocol import LodTarget, TaskSpec
 from wisp_shacira.tasks.report import rate_control_lines
 from wisp_shacira.tasks.nerf_train import train_field
 from wisp_shacira.train.rate_control import fit_to_target, rate_target
@@ -281,8 +281,12 @@ class SceneSource:
         return save_video(self.turntable(lod), out, fps=24.0, force=force)
 
 
-def _lod_target(model: ShacModel, name: str, poses: Path | None,
-                max_views: int | None) -> LodTarget:
+def lod_target(model: ShacModel, name: str, reference: Path | None, poses: Path | None,
+               max_views: int | None) -> LodTarget:
+    """What ``wisp-shacira lod`` renders and compares with: the views of ``poses`` that
+    have images (at most ``max_views``), or the first turntable view at the highest LOD."""
+    if reference is not None:
+        raise ConfigError("a scene is compared with views: give --poses, not --reference")
     source = SceneSource(model, name)
     c2w, intr = source.default_view()
     height, width, ref = source.height, source.width, None
@@ -303,34 +307,11 @@ def _lod_target(model: ShacModel, name: str, poses: Path | None,
                      ref, label)
 
 
-class NerfTask:
-    """The radiance-field task (see :class:`~wisp_shacira.tasks.protocol.Task`)."""
-
-    name = "nerf"
-    description = "a nerf scene"
-    config_type = AppConfig
-
-    def run(self, cfg: AppConfig, output_dir: Path) -> dict:
-        return run(cfg, output_dir)
-
-    def summary(self, report: dict) -> str:
-        return summary(report)
-
-    def decode_output(self, source: Path, out: Path) -> Path:
-        return check_video_output(out)
-
-    def decode(self, path: Path, out: Path, max_lod: int | None = None, *,
-               force: bool = False) -> Path:
-        return decode(path, out, max_lod, force=force)
-
-    def open_source(self, model: ShacModel, name: str) -> SceneSource:
-        return SceneSource(model, name)
-
-    def lod_target(self, model: ShacModel, name: str, reference: Path | None,
-                   poses: Path | None, max_views: int | None) -> LodTarget:
-        if reference is not None:
-            raise ConfigError("a scene is compared with views: give --poses, not --reference")
-        return _lod_target(model, name, poses, max_views)
+def decode_output(source: Path, out: Path) -> Path:
+    """A scene decodes to a turntable: a video file (.mp4, ...) or a folder of frames."""
+    return check_video_output(out)
 
 
-TASK = NerfTask()
+TASK = TaskSpec(name="nerf", description="a nerf scene", config_type=AppConfig, run=run,
+                summary=summary, decode_output=decode_output, decode=decode,
+                open_source=SceneSource, lod_target=lod_target)

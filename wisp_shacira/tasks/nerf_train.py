@@ -161,10 +161,13 @@ class _Loop(StepHooks):
                         {"occupancy": self.occupancy}, extra)
 
     def before_step(self, step: int, tau: float | None) -> None:
+        """Refresh the occupancy from the field as the last step left it: in the phase of
+        that step (hard rounding before the first), not in the phase of the coming one."""
         self._started = time.perf_counter()
         if step % self.cfg.trainer.occupancy_every == 0:
+            last = self.trainer.tau(step - 1) if step > 0 else None
             with torch.no_grad():
-                self.occupancy.update(self.field.query(tau=tau).density, step)
+                self.occupancy.update(self.field.query(tau=last).density, step)
 
     def after_step(self, steps_done: int, stats: StepStats) -> None:
         tcfg = self.cfg.trainer

@@ -123,3 +123,19 @@ class Task(Protocol):
         """What ``wisp-shacira lod`` renders and compares with (``reference``: an original
         signal; ``poses``: a transforms file for scenes)."""
         ...
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A :class:`Task` made of a task module's functions (what every task module's
+    ``TASK`` is)."""
+
+    name: str
+    description: str
+    config_type: type
+    run: Callable[[Any, Path], dict]
+    summary: Callable[[dict], str]
+    decode_output: Callable[[Path, Path], Path]
+    decode: Callable[..., Path]
+    open_source: Callable[[ShacModel, str], LodSource]
+    lod_target: Callable[[ShacModel, str, Path | None, Path | None, int | None], LodTarget]

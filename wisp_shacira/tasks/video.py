@@ -33,7 +33,7 @@ from wisp_shacira.grid.fast import build_plan
 from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.metrics import format_metric, video_psnr, video_ssim
 from wisp_shacira.resources import demo_data
-from wisp_shacira.tasks.protocol import LodTarget
+from wisp_shacira.tasks.protocol import LodTarget, TaskSpec
 from wisp_shacira.tasks.report import rate_control_lines
 from wisp_shacira.tasks.decoding import EVAL_CHUNK, build_field, eval_bytes, parse_file_config
 from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output,
@@ -353,41 +353,25 @@ class VideoSource:
         return save_video(self.frames(lod), out, fps=self.fps, force=force)
 
 
-class VideoTask:
-    """The video task (see :class:`~wisp_shacira.tasks.protocol.Task`)."""
+def lod_target(model: ShacModel, name: str, reference: Path | None, poses: Path | None,
+               max_views: int | None) -> LodTarget:
+    """What ``wisp-shacira lod`` renders (every frame at each LOD) and compares it with
+    (``reference``, the original video, or the highest LOD held)."""
+    if poses is not None:
+        raise ConfigError(f"--poses is for scenes; {name} holds a video")
+    source = VideoSource(model, name)
+    frames = source.num_frames
+    ref, label = None, "full LOD (no reference given)"
+    if reference is not None:
+        ref = _video_reference(reference, frames, source.height, source.width)
+        label = f"original video {reference} (first {frames} frames)"
+    return LodTarget(lambda prefix, lod: VideoSource(prefix, name).frames(lod), ref, label,
+                     preview=frames // 2)
 
-    name = "video"
-    description = "a video"
-    config_type = AppConfig
 
-    def run(self, cfg: AppConfig, output_dir: Path) -> dict:
-        return run(cfg, output_dir)
-
-    def summary(self, report: dict) -> str:
-        return summary(report)
-
-    def decode_output(self, source: Path, out: Path) -> Path:
-        return check_video_output(out)
-
-    def decode(self, path: Path, out: Path, max_lod: int | None = None, *,
-               force: bool = False) -> Path:
-        return decode(path, out, max_lod, force=force)
-
-    def open_source(self, model: ShacModel, name: str) -> VideoSource:
-        return VideoSource(model, name)
-
-    def lod_target(self, model: ShacModel, name: str, reference: Path | None,
-                   poses: Path | None, max_views: int | None) -> LodTarget:
-        if poses is not None:
-            raise ConfigError(f"--poses is for scenes; {name} holds a video")
-        source = VideoSource(model, name)
-        frames = source.num_frames
-        ref, label = None, "full LOD (no reference given)"
-        if reference is not None:
-            ref = _video_reference(reference, frames, source.height, source.width)
-            label = f"original video {reference} (first {frames} frames)"
-        return LodTarget(lambda prefix, lod: VideoSource(prefix, name).frames(lod), ref, label,
-                         preview=frames // 2)
+def decode_output(source: Path, out: Path) -> Path:
+    """A video decodes to a video file (.mp4, ...) or a folder of frames."""
+    return check_video_output(out)
 
 
 def _video_reference(path: Path, num_frames: int, height: int, width: int) -> np.ndarray:
@@ -400,4 +384,6 @@ def _video_reference(path: Path, num_frames: int, height: int, width: int) -> np
     return load_video(path, 0, num_frames, 1, factor)
 
 
-TASK = VideoTask()
+TASK = TaskSpec(name="video", description="a video", config_type=AppConfig, run=run,
+                summary=summary, decode_output=decode_output, decode=decode,
+                open_source=VideoSource, lod_target=lod_target)

@@ -34,5 +34,6 @@ def rate_control_lines(reports: Sequence[dict | None], names: Sequence[str]) -> 
         passes = ", ".join(f"x{p['lambda_scale']:.3g}: {p['bytes']}" for p in report["passes"])
         lines.append(f"rate control {name}: target {report['target_bytes']} bytes, reached "
                      f"{report['reached_bytes']} ({100 * report['error']:+.1f}%, {verdict}); "
-                     f"{len(report['passes'])} training passes (lambda scale: bytes) {passes}")
+                     f"{len(report['passes'])} training pass{'es' if len(report['passes']) > 1 else ''} "
+                     f"(lambda scale: bytes) {passes}")
     return "".join(f"\n{line}" for line in lines)

@@ -11,6 +11,7 @@ import png
 import pytest
 import torch
 
+from wisp_shacira.cli.main import main as cli_main
 from wisp_shacira.config import build_config
 from wisp_shacira.datasets.image import load_image
 from wisp_shacira.errors import ConfigError
@@ -43,7 +44,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def test_compress_then_decode_in_a_fresh_process_matches(tmp_path) -> None:
+def test_compress_then_decode_in_a_fresh_process_matches(tmp_path, capsys) -> None:
     src = _image(tmp_path / "tiny.png", 3)
     cfg = build_config(AppConfig, TINY)
     metrics = compress_one(src, cfg, tmp_path / "out")
@@ -57,8 +58,8 @@ def test_compress_then_decode_in_a_fresh_process_matches(tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     fresh = iio.imread(tmp_path / "d.png")
     assert np.array_equal(fresh, iio.imread(tmp_path / "out" / "tiny.png"))
-    info = _cli("-m", "wisp_shacira.cli.main", "info", str(shac))
-    assert info.returncode == 0 and "level 3" in info.stdout
+    capsys.readouterr()
+    assert cli_main(["info", str(shac)]) == 0 and "level 3" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("channels, dtype", [(1, np.uint8), (4, np.uint8), (1, np.uint16),
@@ -75,32 +76,32 @@ def test_gray_alpha_and_16_bit_images(tmp_path, channels: int, dtype) -> None:
     assert np.array_equal(out.pixels, pixels)
 
 
-def test_app_reports_user_errors_in_one_line(tmp_path) -> None:
+def test_app_reports_user_errors_in_one_line(tmp_path, capsys) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("task: image\ntrainer:\n  iterations: 5\n")
     missing = _cli("app/main.py", "--config", str(cfg), "--dataset.path", str(tmp_path / "no.png"),
-                   "--output", str(tmp_path / "o"))
+                   "--output", str(tmp_path / "o"))          # the wrapper, in a fresh process
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines()[-1].startswith("error:")
     assert "no.png" in missing.stderr and "Traceback" not in missing.stderr
-    unknown = _cli("app/main.py", "--config", str(cfg), "--trainer.bogus", "1")
-    assert unknown.returncode == 2 and "trainer.bogus" in unknown.stderr
+    assert cli_main(["encode", "--config", str(cfg), "--trainer.bogus", "1"]) == 2
+    assert "trainer.bogus" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
-def test_decode_rejects_corrupt_truncated_and_foreign_files(tmp_path) -> None:
+def test_decode_rejects_corrupt_truncated_and_foreign_files(tmp_path, capsys) -> None:
     src = _image(tmp_path / "t.png", 3)
     compress_one(src, build_config(AppConfig, {**TINY, "trainer": {"iterations": 5}}), tmp_path / "o")
     data = (tmp_path / "o" / "t.shac").read_bytes()
     cases = {"trunc.shac": (data[:-7], "truncated"),
              "flip.shac": (data[:-3] + bytes([data[-3] ^ 1]) + data[-2:], "checksum"),
              "png.shac": (src.read_bytes(), "not a .shac")}
+    capsys.readouterr()
     for name, (content, message) in cases.items():
         (tmp_path / name).write_bytes(content)
-        result = _cli("-m", "wisp_shacira.cli.main", "decode", str(tmp_path / name),
-                      "-o", str(tmp_path / f"{name}.png"))
-        assert result.returncode == 2, name
-        assert message in result.stderr and "Traceback" not in result.stderr
+        code = cli_main(["decode", str(tmp_path / name), "-o", str(tmp_path / f"{name}.png")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, name
         assert not (tmp_path / f"{name}.png").exists()
 
 

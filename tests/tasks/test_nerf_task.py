@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -71,6 +73,13 @@ def test_train_export_decode_and_render_from_the_file(scene_dir: Path, tmp_path:
     assert rc == 0, printed
     mean = re.search(r"mean \(2 views\)\s+([0-9.]+)", printed)
     assert mean is not None and abs(float(mean.group(1)) - report["psnr"]) < 0.01
+    fresh = subprocess.run([sys.executable, "-m", "wisp_shacira.cli.main", "render", str(shac),
+                            "--poses", str(scene_dir / "transforms_test.json"),
+                            "-o", str(tmp_path / "fresh")], capture_output=True, text=True,
+                           timeout=300)
+    assert fresh.returncode == 0, fresh.stderr
+    for view in sorted((tmp_path / "views").glob("*.png")):
+        assert view.read_bytes() == (tmp_path / "fresh" / view.name).read_bytes(), view.name
 
 
 def _interrupt_at(monkeypatch: pytest.MonkeyPatch, call: int) -> None:

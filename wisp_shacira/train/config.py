@@ -30,8 +30,9 @@ class TrainerConfig:
         seed: random seed.
         device: "auto" (CUDA when available), "cpu" or "cuda".
         tensorboard: write TensorBoard logs under the output folder.
-        target_bpp: rate control: adapt lambda during training so that the file has
-            this many bits per pixel (images, videos); None = the lambda schedule as given.
+        target_bpp: rate control to this many bits per pixel (images, videos). Trains
+            in passes with the lambda schedule scaled until within 5% (see
+            ``train.rate_control``); None = the lambda schedule as given.
         target_bytes: rate control to a file size in bytes (any task; for scenes).
     """
 

@@ -441,6 +441,11 @@ def test_trainer_groups_rate_and_export(fake, tmp_path):
         trainer.step(data)
     assert trainer.pre_steps == 2
     assert not torch.equal(before, grid.core.latents)
+    points = torch.rand(16, 3) * 2 - 1
+    assert not torch.equal(grid.interpolate(points), grid.interpolate(points))  # soft rounding
+    grid.eval()                                        # evaluation rounds hard, tau or not
+    assert grid.tau is not None and torch.equal(grid.interpolate(points), grid.interpolate(points))
+    grid.train()
     assert trainer.rate_term.last_bits > 0
     trainer.post_training()
     assert trainer.post_trained

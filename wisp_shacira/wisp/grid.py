@@ -56,7 +56,8 @@ class ShaciraGrid(HashGrid):
         self.max_lod = self.num_lods - 1
         self.tau: Optional[float] = None
         """Quantisation phase of the current step, set by the SHACIRA trainer before each
-        forward pass (Wisp's ``interpolate`` signature has no room for it)."""
+        forward pass (Wisp's ``interpolate`` signature has no room for it); used in
+        training mode only (evaluation rounds hard)."""
         if self.blas is not None:
             self._init_occupancy()
 
@@ -109,7 +110,8 @@ class ShaciraGrid(HashGrid):
         Returns:
             [..., L * F] ('cat') or [..., F] ('sum').
         """
-        return interpolate_wisp(self.core, coords, lod_idx, self.multiscale_type, self.tau)
+        tau = self.tau if self.training else None     # Wisp evaluates in eval mode
+        return interpolate_wisp(self.core, coords, lod_idx, self.multiscale_type, tau)
 
     def freeze(self) -> None:
         """Stop training the latents, the latent decoder and the prior."""

@@ -161,8 +161,8 @@ def _fit(image: ImageData, cfg: AppConfig, device: torch.device,
          writer) -> tuple[ImageField, RateSearch | None]:
     """The trained field, and the rate-control search when a target size is set."""
     config, what = file_config(cfg, image), f"image {image.name}"
-    target = rate_target(ImageField(cfg.grid, cfg.nef, image.channels), cfg.trainer, config,
-                         image.height * image.width, what)
+    target = rate_target(lambda: ImageField(cfg.grid, cfg.nef, image.channels), cfg.trainer,
+                         config, image.height * image.width, what)
     return fit_to_target(lambda scale: _train(image, cfg, device, writer, config, scale),
                          lambda field_: field_, config, target, what)
 

@@ -183,7 +183,8 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
     device = resolve_device(cfg.trainer.device)
     val = scene.split("val").to(device) if scene.splits.get("val") else None
     config = file_config(cfg, scene, norm, root.resolve().name)
-    target = rate_target(RadianceField(cfg.grid, cfg.nef), cfg.trainer, config, None, "scene")
+    target = rate_target(lambda: RadianceField(cfg.grid, cfg.nef), cfg.trainer, config, None,
+                         "scene")
     train = scene.split("train").to(device)
     result, rate_search = fit_to_target(
         lambda scale: train_field(cfg, train, val, device, out_dir, config, scale),

@@ -183,7 +183,7 @@ def _train(frames: np.ndarray, name: str, cfg: AppConfig, device: torch.device,
 def _fit(frames: np.ndarray, name: str, cfg: AppConfig, device: torch.device, writer: Any,
          config: dict) -> tuple[VideoField, RateSearch | None]:
     """The trained field, and the rate-control search when a target size is set."""
-    target = rate_target(VideoField(cfg.grid, cfg.nef), cfg.trainer, config,
+    target = rate_target(lambda: VideoField(cfg.grid, cfg.nef), cfg.trainer, config,
                          frames[..., 0].size, f"video {name}")
     return fit_to_target(lambda scale: _train(frames, name, cfg, device, writer, config, scale),
                          lambda field_: field_, config, target, f"video {name}")

@@ -180,10 +180,11 @@ def check_reachable(target: int, floor: int, num_latents: int, what: str) -> Non
                           f"raise grid.log2_table_size or lower the target")
 
 
-def rate_target(field: CompressedField, cfg: TrainerConfig, config: dict,
+def rate_target(make_field: Callable[[], CompressedField], cfg: TrainerConfig, config: dict,
                 pixels: int | None, what: str) -> int | None:
     """The byte target a run asks for (``trainer.target_bpp`` over ``pixels``, or
-    ``trainer.target_bytes``), checked to be reachable; None without a target.
+    ``trainer.target_bytes``), checked to be reachable on a field ``make_field()`` builds
+    (only when there is a target); None without a target.
 
     Raises:
         ConfigError: both targets, a bpp target for a scene, or an unreachable target.
@@ -191,6 +192,7 @@ def rate_target(field: CompressedField, cfg: TrainerConfig, config: dict,
     target = target_bytes_of(cfg.target_bpp, cfg.target_bytes, pixels)
     if target is None:
         return None
+    field = make_field()
     if not field.grid.config.compressed:
         raise ConfigError("rate control needs a compressed grid (grid.compressed: true)")
     check_reachable(target, floor_bytes(field, config), field.grid.latents.numel(), what)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 import torch
@@ -53,3 +54,17 @@ def test_a_diverging_run_stops_with_a_clear_error() -> None:
     trainer = RDTrainer(field, TRAIN)
     with pytest.raises(TrainingError, match="diverged at step 1 of 4"):
         trainer.step(lambda tau: torch.tensor(float("nan"), requires_grad=True))
+
+
+def test_size_probe_is_throttled_to_a_share_of_the_time_and_forced_at_the_end() -> None:
+    field = ImageField(GRID, ImageNefConfig(8, 1), channels=3)
+    calls = []
+
+    def probe() -> int:
+        calls.append(1)
+        time.sleep(0.05)                            # a slow probe: 1 s must pass before the next
+        return 100 + len(calls)
+
+    trainer = RDTrainer(field, TRAIN, size_probe=probe)
+    assert trainer.measure() == 101 and trainer.measure() == 101 and len(calls) == 1
+    assert trainer.measure(force=True) == 102 and len(calls) == 2

@@ -10,6 +10,7 @@ occupancy updates, validation, checkpoints) through :class:`StepHooks`.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -21,6 +22,9 @@ from wisp_shacira.fields.base import CompressedField
 from wisp_shacira.train.config import TrainerConfig
 from wisp_shacira.train.rate import grid_param_groups, rate_loss
 from wisp_shacira.train.schedules import lambda_at, lr_factor_at, tau_at
+
+PROBE_SHARE = 0.05
+"""Largest share of the training time the size shown in the progress bar may cost."""
 
 Distortion = Callable[[float | None], torch.Tensor]
 """``distortion(tau) -> scalar MSE`` of one step, the field evaluated in phase ``tau``."""
@@ -94,6 +98,8 @@ class RDTrainer:
         self.optimizer = torch.optim.Adam(param_groups(field, cfg), eps=1e-15)
         self.step_idx = 0
         self.last_size: int | None = None
+        self._probed_at = -math.inf
+        self._probe_seconds = 0.0
 
     def tau(self, step: int) -> float | None:
         """Quantisation phase of step ``step`` (None: hard rounding, or an uncompressed grid)."""
@@ -125,14 +131,25 @@ class RDTrainer:
         self.step_idx += 1
         return StepStats(float(mse.detach()), float(bits), float(loss.detach()))
 
-    def measure(self) -> int | None:
-        """Bytes of the file if written now (None without a size probe)."""
-        if self.size_probe is not None:
-            try:
-                self.last_size = self.size_probe()
-            except ValueError as exc:       # a weight the file cannot store: not finite
-                raise TrainingError(f"training diverged by step {self.step_idx} of "
-                                    f"{self.cfg.iterations}: {exc}; lower trainer.lr_*") from exc
+    def measure(self, force: bool = False) -> int | None:
+        """Bytes of the file if written now (None without a size probe).
+
+        The probe codes every latent (0.11 s for the lego grid), so unless ``force`` it
+        runs only once :data:`PROBE_SHARE` of the time since the last one has passed its
+        own duration; in between the last size is returned.
+        """
+        if self.size_probe is None:
+            return None
+        now = time.perf_counter()
+        if not force and now - self._probed_at < self._probe_seconds / PROBE_SHARE:
+            return self.last_size
+        try:
+            self.last_size = self.size_probe()
+        except ValueError as exc:       # a weight the file cannot store: not finite
+            raise TrainingError(f"training diverged by step {self.step_idx} of "
+                                f"{self.cfg.iterations}: {exc}; lower trainer.lr_*") from exc
+        self._probed_at = time.perf_counter()
+        self._probe_seconds = self._probed_at - now
         return self.last_size
 
     def _postfix(self, stats: StepStats, hooks: Sequence[StepHooks]) -> dict[str, str]:
@@ -149,7 +166,7 @@ class RDTrainer:
         for hook in hooks:
             hook.after_step(done, stats)
         if done % self.cfg.log_every == 0 or done == self.cfg.iterations:
-            self.measure()
+            self.measure(force=done == self.cfg.iterations)
             bar.set_postfix(self._postfix(stats, hooks))
             if on_log is not None:
                 on_log(done, stats)

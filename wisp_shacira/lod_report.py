@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from wisp_shacira.codec.container import read_file_bytes, write_atomic
+from wisp_shacira.codec.container import read_file_bytes
 from wisp_shacira.errors import DataError
 from wisp_shacira.extras import require
 from wisp_shacira.lod import stream_from_bytes, stream_task
 from wisp_shacira.metrics import psnr
+from wisp_shacira.outputs import write_atomic
 from wisp_shacira.tasks.common import timed
 
 

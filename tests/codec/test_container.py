@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 
 from wisp_shacira.codec.container import (CODER_LEGACY, decode_varint, encode_varint,
-                                          pack_sections, unpack_sections, write_atomic)
+                                          pack_sections, unpack_sections)
 from wisp_shacira.errors import BitstreamError
+from wisp_shacira.outputs import write_atomic
 
 SECTIONS = [(1, b"config"), (2, b""), (4, bytes(range(256)) * 3), (4, b"x" * 10)]
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wisp_shacira.errors import BitstreamError
-from wisp_shacira.outputs import write_atomic as write_atomic  # noqa: F401  (re-exported)
 
 MAGIC = b"SHAC"
 VERSION = 3

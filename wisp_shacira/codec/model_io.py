@@ -29,9 +29,10 @@ from wisp_shacira.codec.coder import (CoderError, decode_symbols, encode_symbols
                                       table_precision)
 from wisp_shacira.codec.container import (CODER_EXACT, CODER_LEGACY, Container, decode_varint,
                                           encode_varint, pack_sections, read_file_bytes,
-                                          unpack_sections, write_atomic)
+                                          unpack_sections)
 from wisp_shacira.codec.tables import FrequencyTable, histogram_table
 from wisp_shacira.errors import BitstreamError
+from wisp_shacira.outputs import write_atomic
 
 KIND_CONFIG, KIND_TABLES, KIND_WEIGHTS, KIND_LEVEL = 1, 2, 3, 4
 KIND_NAMES = {KIND_CONFIG: "config", KIND_TABLES: "tables", KIND_WEIGHTS: "weights",

@@ -15,7 +15,6 @@ from typing import Literal
 import numpy as np
 import torch
 
-from wisp_shacira.codec.container import write_atomic
 from wisp_shacira.codec.limits import MAX_IMAGE_SIDE
 from wisp_shacira.codec.model_io import ShacModel, read_shac, write_shac
 from wisp_shacira.config import require
@@ -25,6 +24,7 @@ from wisp_shacira.fields.image import ImageField, ImageNefConfig
 from wisp_shacira.grid.fast import build_plan
 from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.metrics import mean_metric, psnr, ssim
+from wisp_shacira.outputs import write_atomic
 from wisp_shacira.resources import demo_data
 from wisp_shacira.tasks.protocol import LodTarget, TaskSpec
 from wisp_shacira.tasks.report import format_table, rate_control_lines

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wisp_shacira.codec.container import write_atomic
 from wisp_shacira.codec.model_io import ShacModel, write_shac
 from wisp_shacira.datasets.image import encode_png
 from wisp_shacira.datasets.nerf_synthetic import (BLENDER_TO_YUP, NerfScene, load_nerf_synthetic,
@@ -25,6 +24,7 @@ from wisp_shacira.datasets.rtmv import load_rtmv
 from wisp_shacira.datasets.video import check_video_output, save_video
 from wisp_shacira.errors import ConfigError
 from wisp_shacira.fields.nerf import RadianceField
+from wisp_shacira.outputs import write_atomic
 from wisp_shacira.metrics import format_metric, mean_metric
 from wisp_shacira.render.occupancy import DEFAULT_DENSITY_THRESHOLD
 from wisp_shacira.resources import demo_data

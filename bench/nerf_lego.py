@@ -12,14 +12,19 @@ Usage::
     python bench/nerf_lego.py [--data ../shared/data/lego] [--iterations N]
         [--out runs/bench_nerf_lego] [--set trainer.rays_per_batch=4096 ...]
         [--points "grid.latent_step=0.5;grid.latent_step=1.0"]
+        [--entropy-models factorized,context]
 
 ``--points`` trains one SHACIRA model per ``;``-separated setting (``,``-separated
 ``key=value`` overrides of the SHACIRA run only), each measured against the same
-baseline; without it, one SHACIRA run with the config as it is.
+baseline; without it, one SHACIRA run with the config as it is. ``--entropy-models``
+trains every setting once per ``grid.entropy_model`` (default ``factorized``), each in
+its own folder ``shacira[_N]_MODEL``; with two or more, each model is compared with the
+first at every setting (bytes in percent, PSNR in dB) and, over two or more settings,
+by BD-rate (``bench/bdrate.py``).
 
 Prints a table (method, held-out PSNR/SSIM, file bytes, size ratio, train wall time),
-writes ``results.json`` and ``strip.png`` (ground truth | baseline | SHACIRA for a few
-held-out views) in the output folder.
+the models side by side, writes ``results.json`` and ``strip.png`` (ground truth |
+baseline | SHACIRA for a few held-out views) in the output folder.
 """
 from __future__ import annotations
 
@@ -34,21 +39,54 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]   # the repository: configs, runs, ../shared
 
+from bdrate import bd_psnr, bd_rate  # noqa: E402  (bench/ is the script folder)
 from wisp_shacira.cli.main import run_guarded  # noqa: E402
 from wisp_shacira.tasks.report import format_table  # noqa: E402
 from wisp_shacira.config import load_config  # noqa: E402
+from wisp_shacira.errors import ConfigError  # noqa: E402
 from wisp_shacira.tasks import nerf  # noqa: E402
 
+ENTROPY_KEY = "grid.entropy_model"
 
-def _methods(points: str | None) -> list[tuple[str, str, bool, list[str]]]:
-    """(row label, folder, compressed, extra overrides): the baseline, then each point."""
-    methods = [("ingp (float grid)", "ingp", False, [])]
-    settings = [p.strip() for p in points.split(";") if p.strip()] if points else [""]
+
+def parse_models(text: str) -> list[str]:
+    """``"factorized,context"`` -> ``["factorized", "context"]`` (values checked by the config)."""
+    models = [m.strip() for m in text.split(",")]
+    if not all(models):
+        raise ConfigError(f"--entropy-models {text!r}: expected comma-separated names, "
+                          f"e.g. factorized,context")
+    return models
+
+
+def model_labels(models: list[str]) -> list[str]:
+    """One unique label per model run: its name, ``NAME_2``... for a repeated one."""
+    labels = []
+    for model in models:
+        count = sum(m == model for m in models[:len(labels) + 1])
+        labels.append(model if count == 1 else f"{model}_{count}")
+    return labels
+
+
+def _settings(points: str | None) -> list[str]:
+    return [p.strip() for p in points.split(";") if p.strip()] if points else [""]
+
+
+def _methods(points: str | None, models: list[str]
+             ) -> list[tuple[str, str, bool, list[str], str | None, str]]:
+    """(row label, folder, compressed, extra overrides, entropy model label, setting):
+    the baseline, then each point with each entropy model."""
+    methods = [("ingp (float grid)", "ingp", False, [], None, "")]
+    settings = _settings(points)
     for index, setting in enumerate(settings):
         items = [item.strip() for item in setting.split(",") if item.strip()]
-        label = "shacira" + (f" {setting}" if setting else "")
-        folder = "shacira" if len(settings) == 1 else f"shacira_{index}"
-        methods.append((label, folder, True, items))
+        if any(item.partition("=")[0].strip() == ENTROPY_KEY for item in items):
+            raise ConfigError(f"--points {setting!r}: give the models with --entropy-models")
+        for model, label in zip(models, model_labels(models)):
+            name = "shacira" + (f" [{label}]" if len(models) > 1 else "")
+            name += f" {setting}" if setting else ""
+            folder = ("shacira" if len(settings) == 1 else f"shacira_{index}") + f"_{label}"
+            methods.append((name, folder, True, [*items, f"{ENTROPY_KEY}={model}"], label,
+                            setting))
     return methods
 
 
@@ -88,6 +126,52 @@ def _table(rows: list[dict]) -> str:
                          "dPSNR", "train s"], lines)
 
 
+def _by_model(rows: list[dict], settings: list[str]) -> dict:
+    """``{setting: {label: report}}`` of the SHACIRA runs."""
+    found = {setting: {} for setting in settings}
+    for row in rows:
+        if row["model"] is not None:
+            found[row["setting"]][row["model"]] = row["report"]
+    return found
+
+
+def _models_table(runs: dict, labels: list[str]) -> str:
+    """Per setting: bytes and PSNR of each model side by side, then each model against
+    the first (bytes in percent: negative = smaller; PSNR in dB)."""
+    first = labels[0]
+    header = ["setting"]
+    for label in labels:
+        header += [f"{label} bytes", "PSNR"]
+    for label in labels[1:]:
+        header += [f"{label} vs {first}: bytes", "dPSNR"]
+    lines = []
+    for setting, reports in runs.items():
+        line = [setting or "(config)"]
+        for label in labels:
+            line += [reports[label]["bytes"], reports[label]["psnr"]]
+        for label in labels[1:]:
+            line += [f"{100 * (reports[label]['bytes'] / reports[first]['bytes'] - 1):+.2f} %",
+                     f"{reports[label]['psnr'] - reports[first]['psnr']:+.3f} dB"]
+        lines.append(line)
+    return format_table(header, lines)
+
+
+def _bd_lines(runs: dict, labels: list[str]) -> str:
+    """BD-rate / BD-PSNR of each model against the first over the settings (bytes, PSNR)."""
+    lines = []
+    anchor = [(r[labels[0]]["bytes"], r[labels[0]]["psnr"]) for r in runs.values()]
+    for label in labels[1:]:
+        test = [(r[label]["bytes"], r[label]["psnr"]) for r in runs.values()]
+        parts = []
+        for name, function, unit in (("BD-rate", bd_rate, "%"), ("BD-PSNR", bd_psnr, "dB")):
+            try:
+                parts.append(f"{name} {function(anchor, test):+.2f} {unit}")
+            except ValueError as exc:
+                parts.append(f"{name} n/a ({exc})")
+        lines.append(f"{label} vs {labels[0]} over the {len(runs)} settings: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
 def _main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "lego"))
@@ -101,26 +185,46 @@ def _main(argv: list[str]) -> None:
     parser.add_argument("--points", default=None, metavar="SETTINGS",
                         help="SHACIRA runs to compare, ';'-separated, each ','-separated "
                              "key=value overrides, e.g. 'grid.latent_step=0.5;grid.latent_step=1'")
+    parser.add_argument("--entropy-models", default="factorized", metavar="LIST",
+                        help="grid.entropy_model values of the SHACIRA runs, comma-separated "
+                             "(e.g. factorized,context); each setting runs once per model")
     args = parser.parse_args(argv)
+    models = parse_models(args.entropy_models)
+    if any(item.partition("=")[0].strip() == ENTROPY_KEY for item in args.set):
+        raise ConfigError(f"--set {ENTROPY_KEY}: give the models with --entropy-models")
     out = Path(args.out)
+    methods = _methods(args.points, models)
+    configs = [load_config(nerf.AppConfig, args.config,
+                           _overrides(args, compressed, out / name, point))
+               for _, name, compressed, point, _, _ in methods]   # every config checked first
     rows = []
-    for method, name, compressed, point in _methods(args.points):
-        folder = out / name
-        cfg = load_config(nerf.AppConfig, args.config, _overrides(args, compressed, folder, point))
+    for (method, name, _, _, label, setting), cfg in zip(methods, configs):
         start = time.perf_counter()
-        report = nerf.run(cfg, folder)
+        report = nerf.run(cfg, out / name)
         print(f"{method}: {report['psnr']:.2f} dB, {report['bytes']} bytes, "
               f"{time.perf_counter() - start:.0f} s end to end", flush=True)
-        rows.append({"method": method, "cfg": cfg, "report": report})
+        rows.append({"method": method, "cfg": cfg, "report": report, "model": label,
+                     "setting": setting})
     rep = rows[-1]["report"]
     print(f"\nlego, mip {args.mip} ({rep['width']}x{rep['height']}), {rep['iterations']} iterations "
           f"each; held out: every 8th view ({rep['views']} '{rep['split']}' views), "
           f"never trained on. PSNR/SSIM of 8-bit renders decoded from each saved file.")
     print(_table(rows))
+    labels = model_labels(models)
+    runs = _by_model(rows, _settings(args.points))
+    print(f"\nentropy models ({ENTROPY_KEY}): file bytes and held-out PSNR"
+          + (", each against the first (bytes saved at equal settings: negative %)"
+             if len(labels) > 1 else ""))
+    print(_models_table(runs, labels))
+    if len(labels) > 1 and len(runs) > 1:
+        print(_bd_lines(runs, labels))
     strip = _strip(rows, out)
-    results = [{"method": r["method"], **{k: r["report"][k] for k in
-                ("psnr", "ssim", "psnr_in_memory", "bytes", "grid_float_bytes", "train_seconds",
-                 "iterations", "file")}} for r in rows]
+    results = [{"method": r["method"], "setting": r["setting"], "model_label": r["model"],
+                "entropy_model": (getattr(r["cfg"].grid, "entropy_model", None)
+                                  if r["model"] is not None else None),
+                **{k: r["report"][k] for k in
+                   ("psnr", "ssim", "psnr_in_memory", "bytes", "grid_float_bytes", "train_seconds",
+                    "iterations", "file")}} for r in rows]
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out / 'results.json'} and {strip}")
 

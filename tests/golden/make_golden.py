@@ -7,7 +7,9 @@ training). Usage, from a checkout of that commit::
 
     PYTHONPATH=<checkout> python tests/golden/make_golden.py OUT_DIR
 
-writes ``OUT_DIR/{image,video,scene,image_per_level}.shac``, and
+writes ``OUT_DIR/{image,video,scene,image_per_level}.shac`` (with ``--entropy-model
+context``, from version 4 on: the same tasks coded with the context model, and
+``image_random.shac``, seeded random latents with a one-symbol level), and
 ``python tests/golden/make_golden.py --manifest`` adds the digests of new files to the
 manifest (existing entries are never rewritten). Each folder
 ``v<version>_<commit>`` holds the files of the writer at that commit (``image_per_level``
@@ -15,7 +17,8 @@ random latents, no training; per-level tables from version 2 on). The checksums 
 decoded outputs are recorded in ``tests/golden/manifest.json``; ``tests/test_golden.py``
 decodes every file listed there in CI. Folders: ``v1_9a01d5c`` (float16 MLP heads; the
 first writer with all three tasks, 738321d, wrote the same bytes), ``v1_846fed1`` (int8
-heads), ``v2_5c596a8`` (per-level tables), ``v3_<commit>`` (exact integer coding).
+heads), ``v2_5c596a8`` (per-level tables), ``v3_<commit>`` (exact integer coding),
+``v4_<commit>`` (the context model).
 """
 from __future__ import annotations
 
@@ -55,9 +58,10 @@ def _video(work: Path) -> Path:
     return folder
 
 
-def _per_level_image(path: Path) -> None:
+def _per_level_image(path: Path, entropy_model: str = "factorized") -> None:
     """An image file whose levels have very different latent spreads (so the writer keeps
-    per-level tables, table mode 1 from version 2 on); seeded random latents, no training."""
+    per-level tables, table mode 1 from version 2 on; with the context model: a dense, a
+    hashed and a one-symbol level); seeded random latents, no training."""
     import dataclasses
 
     import torch
@@ -67,7 +71,9 @@ def _per_level_image(path: Path) -> None:
     from wisp_shacira.grid.shacira_grid import GridConfig
 
     torch.manual_seed(0)
-    grid = GridConfig(num_levels=4, min_res=4, max_res=32, log2_table_size=8, latent_dim=2)
+    extra = {} if entropy_model == "factorized" else {"entropy_model": entropy_model}
+    grid = GridConfig(num_levels=4, min_res=4, max_res=32, log2_table_size=8, latent_dim=2,
+                      **extra)
     nef = ImageNefConfig(hidden_dim=8)
     field = ImageField(grid, nef, channels=3)
     with torch.no_grad():
@@ -82,7 +88,7 @@ def _per_level_image(path: Path) -> None:
     write_shac(path, field.to_shac_model(config))
 
 
-def main(out: Path) -> None:
+def main(out: Path, entropy_model: str = "factorized") -> None:
     from wisp_shacira.config import build_config
     from wisp_shacira.tasks import image, nerf, video
     from wisp_shacira.tasks.nerf_config import AppConfig as NerfConfig
@@ -91,6 +97,8 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     grid = {"num_levels": 4, "min_res": 4, "max_res": 16, "log2_table_size": 8,
             "feature_dim": 2, "latent_dim": 2}
+    if entropy_model != "factorized":
+        grid["entropy_model"] = entropy_model
     trainer = {"iterations": 400, "seed": 0, "lr_mlp": 0.03, "lambda_start": 1e-5,
                "lambda_end": 1e-5}
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,7 +127,10 @@ def main(out: Path) -> None:
                         "checkpoint_every": 0, "rate_sample": 256}})
         nerf.run(cfg, work / "scene_run")
         shutil.copy(work / "scene_run" / "scene.shac", out / "scene.shac")
-    _per_level_image(out / "image_per_level.shac")
+    if entropy_model == "factorized":
+        _per_level_image(out / "image_per_level.shac")
+    else:
+        _per_level_image(out / "image_random.shac", entropy_model)
 
 
 def add_to_manifest(root: Path) -> None:
@@ -145,5 +156,7 @@ def add_to_manifest(root: Path) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "--manifest":
         add_to_manifest(Path(__file__).resolve().parent)
+    elif sys.argv[2:4] == ["--entropy-model", "context"]:
+        main(Path(sys.argv[1]), "context")
     else:
         main(Path(sys.argv[1]))

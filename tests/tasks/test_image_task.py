@@ -132,3 +132,17 @@ def test_planned_mini_batches_visit_every_pixel_once_per_epoch(batch_size: int) 
     with torch.no_grad():
         for _ in range(2):  # each epoch visits every subset once, in some order
             assert sorted(round(float(step(None)), 5) for _ in subsets) == expected
+
+
+def test_context_model_files_are_version_4_and_decode_exactly(tmp_path) -> None:
+    src = _image(tmp_path / "tiny.png", 3, size=(40, 48))
+    cfg = build_config(AppConfig, {**TINY, "grid": {**TINY["grid"], "entropy_model": "context",
+                                                    "latent_dim": 2}})
+    metrics = compress_one(src, cfg, tmp_path / "out")
+    shac = tmp_path / "out" / "tiny.shac"
+    assert (shac.read_bytes()[4], metrics["bytes"]) == (4, shac.stat().st_size)
+    assert metrics["decode_matches"] and metrics["psnr"] > 20
+    assert metrics["rate"]["entropy_model"] == "context" and metrics["rate"]["latent_bytes"] > 0
+    result = _cli("-m", "wisp_shacira.cli.main", "decode", str(shac), "-o", str(tmp_path / "d.png"))
+    assert result.returncode == 0, result.stderr
+    assert np.array_equal(iio.imread(tmp_path / "d.png"), iio.imread(tmp_path / "out" / "tiny.png"))

@@ -177,3 +177,13 @@ def test_entry_points_report_errors_in_one_line(tmp_path: Path, trained, capsys)
     assert err.startswith("error:") and "no.mp4" in err and len(err.strip().splitlines()) == 1
     assert cli_main(["decode", str(shac), "-o", str(tmp_path / "x.png")]) == 2
     assert "x.png" in capsys.readouterr().err
+
+
+def test_context_model_round_trip(tmp_path: Path) -> None:
+    source = write_frames(tmp_path / "clip", make_clip())
+    cfg = build_config(AppConfig, {**TINY, "dataset": {"path": str(source)},
+                                   "grid": {**TINY["grid"], "entropy_model": "context"}})
+    report = run(cfg, tmp_path / "out")
+    shac = tmp_path / "out" / "clip.shac"
+    assert shac.read_bytes()[4] == 4 and report["decode_matches"]
+    assert "the context model reports" in video.summary(report)

@@ -66,8 +66,10 @@ def test_unreachable_targets_name_the_bound() -> None:
     check_reachable(2500, 500, 1000, "x")
 
 
-def test_size_probe_is_the_exported_file_size() -> None:
-    field = ImageField(GridConfig(**GRID), ImageNefConfig(hidden_dim=8), channels=3)
+@pytest.mark.parametrize("entropy_model", ["factorized", "context"])
+def test_size_probe_is_the_exported_file_size(entropy_model: str) -> None:
+    field = ImageField(GridConfig(**GRID, entropy_model=entropy_model),
+                       ImageNefConfig(hidden_dim=8), channels=3)
     config = {"task": "image", "grid": dataclasses.asdict(field.grid.config)}
     field.grid.latents.data.uniform_(-5, 5)              # latents that cost bits
     size = file_size_probe(field, config)()

@@ -38,6 +38,7 @@ Example:
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Iterable
 
 import constriction
 import numpy as np
@@ -143,9 +144,83 @@ def verify_coder() -> None:
                              "tables exactly; install a tested release (constriction>=0.5,<0.6)")
 
 
+def encode_blocks(blocks: Iterable[tuple[np.ndarray, FrequencyTable]],
+                  coder: int = CODER_EXACT) -> bytes:
+    """Entropy-code blocks of symbols, each against its own table, so that
+    :class:`BlockDecoder` returns them in the same order.
+
+    Args:
+        blocks: ``(symbols [n] integers in the table's range, table)`` in decoding order;
+            one-symbol tables and empty blocks cost nothing.
+        coder: the layout (``CODER_EXACT`` for new files).
+    Returns:
+        The compressed bytes (a whole number of 32-bit words, little-endian).
+    Raises:
+        ValueError: a symbol outside its table's range.
+    """
+    verify_coder()
+    pending = []
+    for symbols, table in blocks:
+        column = np.asarray(symbols).astype(np.int64).ravel()
+        if column.size and (column.min() < table.low or column.max() > table.high):
+            raise ValueError(f"symbols {column.min()}..{column.max()} outside the table range "
+                             f"{table.low}..{table.high}")
+        if table.num_symbols > 1 and column.size:
+            pending.append(((column - table.low).astype(np.int32), table))
+    stack = constriction.stream.stack.AnsCoder()
+    models: dict[int, tuple[FrequencyTable, object]] = {}
+    for column, table in reversed(pending):
+        stack.encode_reverse(column, _cached_model(models, table, coder))
+    return stack.get_compressed().astype("<u4").tobytes()
+
+
+def _cached_model(models: dict, table: FrequencyTable, coder: int):
+    """The constriction model of ``table``, built once per coding call (the dict keeps the
+    table alive, so its id is not reused)."""
+    entry = models.get(id(table))
+    if entry is None:
+        entry = models[id(table)] = (table, _categorical(model_cdf(table, coder)))
+    return entry[1]
+
+
+class BlockDecoder:
+    """Pops the blocks that :func:`encode_blocks` wrote, in order.
+
+    Raises (each method): ValueError when the data does not decode with these tables.
+    """
+
+    def __init__(self, data: bytes, coder: int = CODER_EXACT) -> None:
+        verify_coder()
+        if len(data) % 4:
+            raise ValueError(f"compressed block of {len(data)} bytes is not a whole number "
+                             "of words")
+        self.coder = coder
+        self._models: dict[int, tuple[FrequencyTable, object]] = {}
+        words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+        try:
+            self._stack = constriction.stream.stack.AnsCoder(words)
+        except Exception as exc:  # constriction raises plain exceptions on invalid data
+            raise ValueError(f"entropy decoding failed: {exc}") from exc
+
+    def decode(self, count: int, table: FrequencyTable) -> np.ndarray:
+        """The next ``count`` symbols, coded against ``table``: [count] int64."""
+        if table.num_symbols == 1 or count == 0:
+            return np.full(count, table.low, dtype=np.int64)
+        try:
+            values = self._stack.decode(_cached_model(self._models, table, self.coder), count)
+        except Exception as exc:  # constriction raises plain exceptions on invalid data
+            raise ValueError(f"entropy decoding failed: {exc}") from exc
+        return values.astype(np.int64) + table.low
+
+    def finish(self) -> None:
+        """Check that every word was read."""
+        if not self._stack.is_empty():
+            raise ValueError("entropy decoding left unread data: tables and block do not match")
+
+
 def encode_symbols(symbols: np.ndarray, tables: list[FrequencyTable],
                    coder: int = CODER_EXACT) -> bytes:
-    """Entropy-code a block of integer symbols.
+    """Entropy-code a block of integer symbols, dimension 0 decoded first.
 
     Args:
         symbols: [N, D] integers; column d must lie in ``tables[d]``'s range.
@@ -156,22 +231,15 @@ def encode_symbols(symbols: np.ndarray, tables: list[FrequencyTable],
     Raises:
         ValueError: a symbol outside its table's range, or a shape mismatch.
     """
-    verify_coder()
     symbols = np.asarray(symbols)
     if symbols.ndim != 2 or symbols.shape[1] != len(tables):
         raise ValueError(f"symbols must be [N, {len(tables)}], got {symbols.shape}")
-    stack = constriction.stream.stack.AnsCoder()
-    for dim in reversed(range(len(tables))):
-        table = tables[dim]
-        column = symbols[:, dim].astype(np.int64)
+    for dim, table in enumerate(tables):
+        column = symbols[:, dim]
         if column.size and (column.min() < table.low or column.max() > table.high):
             raise ValueError(f"dimension {dim}: symbols {column.min()}..{column.max()} outside "
                              f"the table range {table.low}..{table.high}")
-        if table.num_symbols == 1 or column.size == 0:
-            continue
-        stack.encode_reverse((column - table.low).astype(np.int32),
-                             _categorical(model_cdf(table, coder)))
-    return stack.get_compressed().astype("<u4").tobytes()
+    return encode_blocks(((symbols[:, dim], table) for dim, table in enumerate(tables)), coder)
 
 
 def decode_symbols(data: bytes, count: int, tables: list[FrequencyTable],
@@ -188,24 +256,12 @@ def decode_symbols(data: bytes, count: int, tables: list[FrequencyTable],
     Raises:
         ValueError: the data does not decode to ``count`` rows with these tables.
     """
-    verify_coder()
-    if len(data) % 4:
-        raise ValueError(f"compressed block of {len(data)} bytes is not a whole number of words")
     coded = count > 0 and any(t.num_symbols > 1 for t in tables)
     if data and not coded:
         raise ValueError(f"{len(data)} bytes of data for a block that codes no symbols")
-    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    decoder = BlockDecoder(data, coder)
     out = np.empty((count, len(tables)), dtype=np.int32)
-    try:
-        stack = constriction.stream.stack.AnsCoder(words)
-        for dim, table in enumerate(tables):
-            if table.num_symbols == 1 or count == 0:
-                out[:, dim] = table.low
-                continue
-            model = _categorical(model_cdf(table, coder))
-            out[:, dim] = stack.decode(model, count).astype(np.int64) + table.low
-    except Exception as exc:  # constriction raises plain exceptions on invalid data
-        raise ValueError(f"entropy decoding failed: {exc}") from exc
-    if not stack.is_empty():
-        raise ValueError("entropy decoding left unread data: tables and block do not match")
+    for dim, table in enumerate(tables):
+        out[:, dim] = decoder.decode(count, table)
+    decoder.finish()
     return out

@@ -29,9 +29,12 @@ from wisp_shacira.errors import BitstreamError
 
 MAGIC = b"SHAC"
 VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+"""Version of files coded with per-dimension (or per-level) frequency tables."""
+CONTEXT_VERSION = 4
+"""Version of files coded with the context model (TABLES mode 2)."""
+READABLE_VERSIONS = (1, 2, 3, 4)
 CODER_LEGACY, CODER_EXACT = 0, 1
-"""Coder layouts: ``0`` = versions 1-2 (implicit), ``1`` = exact integer CDF (version 3)."""
+"""Coder layouts: ``0`` = versions 1-2 (implicit), ``1`` = exact integer CDF (versions 3-4)."""
 KNOWN_CODERS = (CODER_EXACT,)
 MAX_SECTIONS = 1 << 16
 """More sections than any model has (3 headers + at most ``MAX_LEVELS`` levels)."""
@@ -200,3 +203,43 @@ def read_file_bytes(path: str | os.PathLike) -> bytes:
         raise BitstreamError(f"{path}: no such file") from exc
     except OSError as exc:
         raise BitstreamError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def zigzag(value: int) -> int:
+    """Signed to unsigned: 0, -1, 1, -2, ... -> 0, 1, 2, 3, ..."""
+    return value * 2 if value >= 0 else -value * 2 - 1
+
+
+def unzigzag(value: int) -> int:
+    """Inverse of :func:`zigzag`."""
+    return value // 2 if value % 2 == 0 else -(value + 1) // 2
+
+
+class Reader:
+    """Bounds-checked reading of one section's payload (errors are ValueErrors)."""
+
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data, self.pos, self.what = data, 0, what
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def varint(self, high: int, field_name: str) -> int:
+        try:
+            value, self.pos = decode_varint(self.data, self.pos)
+        except IndexError as exc:
+            raise ValueError(f"{self.what} ends inside {field_name}") from exc
+        if value > high:
+            raise ValueError(f"{self.what}: {field_name} {value} is above the limit {high}")
+        return value
+
+    def take(self, count: int) -> bytes:
+        if self.pos + count > len(self.data):
+            raise ValueError(f"{self.what} runs past the end of the section")
+        out = self.data[self.pos:self.pos + count]
+        self.pos += count
+        return out
+
+    def finish(self) -> None:
+        if self.pos != len(self.data):
+            raise ValueError(f"{self.what} has {len(self.data) - self.pos} trailing bytes")

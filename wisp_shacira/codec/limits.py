@@ -20,6 +20,9 @@ MAX_LATENT_DIM = 64
 MAX_FEATURE_DIM = 64
 MAX_LEVEL_ROWS = 1 << 30
 MAX_TABLE_SYMBOLS = 1 << 20
+MAX_CONTEXT_TABLE_SYMBOLS = 1 << 22
+"""Symbols over all tables a context model implies (sum of K x C): bounds the decoder's
+table building, which the few bytes of a context section could otherwise make huge."""
 MAX_WEIGHTS = 1024
 MAX_WEIGHT_NAME = 256
 MAX_WEIGHT_NDIM = 4

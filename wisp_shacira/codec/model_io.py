@@ -3,8 +3,9 @@
 Section order (coarse to fine, so a prefix is useful)::
 
     CONFIG   zlib-compressed JSON: everything needed to rebuild the model
-    TABLES   latent layout (levels, rows per level, D) + frequency tables: one per
-             dimension, or one per level and dimension, whichever file is smaller
+    TABLES   latent layout (levels, rows per level, D) + the entropy model: frequency
+             tables (one per dimension, or one per level and dimension, whichever file
+             is smaller; versions 1-3) or the context model's parameters (version 4)
     WEIGHTS  named network tensors (decoder, MLP heads) in float16/float32
     LEVEL 0 .. LEVEL L-1   entropy-coded integer latents, one section per level
 
@@ -27,9 +28,12 @@ import numpy as np
 from wisp_shacira.codec import limits
 from wisp_shacira.codec.coder import (CoderError, decode_symbols, encode_symbols,
                                       table_precision)
-from wisp_shacira.codec.container import (CODER_EXACT, CODER_LEGACY, Container, decode_varint,
+from wisp_shacira.codec.container import (CODER_EXACT, CONTEXT_VERSION, CODER_LEGACY, Container, Reader,
                                           encode_varint, pack_sections, read_file_bytes,
-                                          unpack_sections)
+                                          unpack_sections, unzigzag, zigzag)
+from wisp_shacira.codec.context import ContextModel
+from wisp_shacira.codec.context_io import (decode_level, encode_level, pack_context_model,
+                                           unpack_context_model)
 from wisp_shacira.codec.tables import FrequencyTable, histogram_table
 from wisp_shacira.errors import BitstreamError
 from wisp_shacira.outputs import write_atomic
@@ -38,7 +42,7 @@ KIND_CONFIG, KIND_TABLES, KIND_WEIGHTS, KIND_LEVEL = 1, 2, 3, 4
 KIND_NAMES = {KIND_CONFIG: "config", KIND_TABLES: "tables", KIND_WEIGHTS: "weights",
               KIND_LEVEL: "level"}
 _DTYPES = {0: np.dtype("<f2"), 1: np.dtype("<f4"), 2: np.dtype("<i4"), 3: np.dtype("i1")}
-TABLES_SHARED, TABLES_PER_LEVEL = 0, 1
+TABLES_SHARED, TABLES_PER_LEVEL, TABLES_CONTEXT = 0, 1, 2
 
 
 @dataclass
@@ -55,6 +59,8 @@ class ShacModel:
         problem: why fewer levels than ``level_rows`` were decoded, if so.
         level_tables: D tables per level instead of ``tables`` (None = shared tables).
             :func:`encode_model` fills it in when per-level tables make a smaller file.
+        context: the context model that codes the levels instead of any table (format
+            version 4; ``tables`` is then empty).
     """
 
     config: dict
@@ -64,6 +70,7 @@ class ShacModel:
     levels: list[np.ndarray] = field(default_factory=list)
     problem: str | None = None
     level_tables: list[list[FrequencyTable]] | None = None
+    context: ContextModel | None = None
 
     @property
     def num_levels(self) -> int:
@@ -71,6 +78,8 @@ class ShacModel:
 
     @property
     def latent_dim(self) -> int:
+        if self.context is not None:
+            return len(self.context.dims[0])
         return len(self.level_tables[0]) if self.level_tables else len(self.tables)
 
     def tables_of(self, level: int) -> list[FrequencyTable]:
@@ -78,16 +87,8 @@ class ShacModel:
         return self.tables if self.level_tables is None else self.level_tables[level]
 
 
-def _zigzag(value: int) -> int:
-    return value * 2 if value >= 0 else -value * 2 - 1
-
-
-def _unzigzag(value: int) -> int:
-    return value // 2 if value % 2 == 0 else -(value + 1) // 2
-
-
 def _pack_table(table: FrequencyTable, precision: int) -> bytes:
-    out = encode_varint(_zigzag(table.low)) + encode_varint(table.num_symbols)
+    out = encode_varint(zigzag(table.low)) + encode_varint(table.num_symbols)
     if table.num_symbols > 1:
         out += table.freqs.astype("<u4" if precision > 16 else "<u2").tobytes()
     return out
@@ -95,50 +96,25 @@ def _pack_table(table: FrequencyTable, precision: int) -> bytes:
 
 def _pack_tables(model: ShacModel, precision: int, version: int = 3) -> bytes:
     """The tables section; version 1 has no table-mode byte (shared tables only)."""
-    mode = TABLES_SHARED if model.level_tables is None else TABLES_PER_LEVEL
+    if model.context is not None:
+        mode = TABLES_CONTEXT
+    else:
+        mode = TABLES_SHARED if model.level_tables is None else TABLES_PER_LEVEL
     out = bytearray([precision] + ([mode] if version >= 2 else []))
     out += encode_varint(model.latent_dim)
     out += encode_varint(len(model.level_rows))
     for rows in model.level_rows:
         out += encode_varint(rows)
+    if model.context is not None:
+        return bytes(out + pack_context_model(model.context))
     groups = [model.tables] if model.level_tables is None else model.level_tables
     for table in (t for group in groups for t in group):
         out += _pack_table(table, precision)
     return bytes(out)
 
 
-class _Reader:
-    """Bounds-checked reading of one section's payload (errors are ValueErrors)."""
-
-    def __init__(self, data: bytes, what: str) -> None:
-        self.data, self.pos, self.what = data, 0, what
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def varint(self, high: int, field_name: str) -> int:
-        try:
-            value, self.pos = decode_varint(self.data, self.pos)
-        except IndexError as exc:
-            raise ValueError(f"{self.what} ends inside {field_name}") from exc
-        if value > high:
-            raise ValueError(f"{self.what}: {field_name} {value} is above the limit {high}")
-        return value
-
-    def take(self, count: int) -> bytes:
-        if self.pos + count > len(self.data):
-            raise ValueError(f"{self.what} runs past the end of the section")
-        out = self.data[self.pos:self.pos + count]
-        self.pos += count
-        return out
-
-    def finish(self) -> None:
-        if self.pos != len(self.data):
-            raise ValueError(f"{self.what} has {len(self.data) - self.pos} trailing bytes")
-
-
-def _read_table(reader: _Reader, precision: int) -> FrequencyTable:
-    low = _unzigzag(reader.varint(1 << 32, "a table's smallest symbol"))
+def _read_table(reader: Reader, precision: int) -> FrequencyTable:
+    low = unzigzag(reader.varint(1 << 32, "a table's smallest symbol"))
     count = reader.varint(min(limits.MAX_TABLE_SYMBOLS, 1 << precision), "a table's symbol count")
     if count == 0 or low < -(1 << 31) or low + count - 1 >= 1 << 31:
         raise ValueError(f"table of {count} symbols from {low} is not a valid int32 range")
@@ -153,29 +129,44 @@ def _read_table(reader: _Reader, precision: int) -> FrequencyTable:
     return table
 
 
-def _unpack_tables(data: bytes, version: int) -> tuple[list[int], list[FrequencyTable],
-                                                       list[list[FrequencyTable]] | None]:
-    """(rows per level, shared tables, per-level tables or None); version 1 has no mode."""
-    reader = _Reader(data, "tables section")
+@dataclass
+class _Tables:
+    """What a TABLES section holds (one of the three entropy models)."""
+
+    level_rows: list[int]
+    tables: list[FrequencyTable] = field(default_factory=list)
+    level_tables: list[list[FrequencyTable]] | None = None
+    context: ContextModel | None = None
+
+
+def _unpack_tables(data: bytes, version: int) -> _Tables:
+    """The TABLES section of a file of ``version`` (1 has no mode, 4 adds the context mode)."""
+    reader = Reader(data, "tables section")
     precision = reader.u8()
     top = 24 if version >= 3 else 31
     if not 1 <= precision <= top:
         raise ValueError(f"table precision {precision} is outside 1..{top}")
     mode = reader.u8() if version >= 2 else TABLES_SHARED
-    if mode not in (TABLES_SHARED, TABLES_PER_LEVEL):
-        raise ValueError(f"unknown table mode {mode}")
+    modes = (TABLES_CONTEXT,) if version >= CONTEXT_VERSION else (TABLES_SHARED, TABLES_PER_LEVEL)
+    if mode not in modes:
+        raise ValueError(f"table mode {mode} in a version-{version} file (expected "
+                         f"{' or '.join(map(str, modes))})")
     dims = reader.varint(limits.MAX_LATENT_DIM, "the latent dimension")
     num_levels = reader.varint(limits.MAX_LEVELS, "the level count")
     if dims == 0 or num_levels == 0:
         raise ValueError(f"a model needs >= 1 level and latent dimension, got {num_levels}, {dims}")
     level_rows = [reader.varint(limits.MAX_LEVEL_ROWS, f"the rows of level {level}")
                   for level in range(num_levels)]
-    groups = [[_read_table(reader, precision) for _ in range(dims)]
-              for _ in range(1 if mode == TABLES_SHARED else num_levels)]
+    if mode == TABLES_CONTEXT:
+        result = _Tables(level_rows, context=unpack_context_model(reader, level_rows, dims,
+                                                                   precision))
+    else:
+        groups = [[_read_table(reader, precision) for _ in range(dims)]
+                  for _ in range(1 if mode == TABLES_SHARED else num_levels)]
+        result = (_Tables(level_rows, groups[0]) if mode == TABLES_SHARED
+                  else _Tables(level_rows, level_tables=groups))
     reader.finish()
-    if mode == TABLES_SHARED:
-        return level_rows, groups[0], None
-    return level_rows, [], groups
+    return result
 
 
 def _pack_weights(weights: dict[str, np.ndarray]) -> bytes:
@@ -194,7 +185,7 @@ def _pack_weights(weights: dict[str, np.ndarray]) -> bytes:
     return bytes(out)
 
 
-def _read_weight(reader: _Reader) -> tuple[str, np.ndarray]:
+def _read_weight(reader: Reader) -> tuple[str, np.ndarray]:
     length = reader.varint(limits.MAX_WEIGHT_NAME, "a weight name's length")
     try:
         name = reader.take(length).decode()
@@ -216,7 +207,7 @@ def _read_weight(reader: _Reader) -> tuple[str, np.ndarray]:
 
 
 def _unpack_weights(data: bytes) -> dict[str, np.ndarray]:
-    reader = _Reader(data, "weights section")
+    reader = Reader(data, "weights section")
     weights: dict[str, np.ndarray] = {}
     for _ in range(reader.varint(limits.MAX_WEIGHTS, "the weight count")):
         name, array = _read_weight(reader)
@@ -232,8 +223,21 @@ def _level_payloads(model: ShacModel, coder: int) -> list[bytes]:
     for index, (rows, level) in enumerate(zip(model.level_rows, model.levels)):
         if level.shape != (rows, model.latent_dim):
             raise ValueError(f"level of shape {level.shape}, expected {(rows, model.latent_dim)}")
-        payloads.append(encode_symbols(level, model.tables_of(index), coder))
+        if model.context is not None:
+            context = model.context
+            payloads.append(encode_level(level, context.shapes[index], context.dims[index],
+                                         coder, context.precision))
+        else:
+            payloads.append(encode_symbols(level, model.tables_of(index), coder))
     return payloads
+
+
+def _decode_level(model: ShacModel, index: int, payload: bytes, coder: int) -> np.ndarray:
+    rows, context = model.level_rows[index], model.context
+    if context is not None:
+        return decode_level(payload, rows, context.shapes[index], context.dims[index], coder,
+                            context.precision)
+    return decode_symbols(payload, rows, model.tables_of(index), coder)
 
 
 def _with_level_tables(model: ShacModel, precision: int) -> ShacModel:
@@ -243,28 +247,39 @@ def _with_level_tables(model: ShacModel, precision: int) -> ShacModel:
     return dataclasses.replace(model, tables=[], level_tables=tables)
 
 
-def encode_model(model: ShacModel, precision: int = 16, version: int = 3) -> bytes:
+def encode_model(model: ShacModel, precision: int = 16, version: int | None = None) -> bytes:
     """Serialise a model with all its levels into ``.shac`` bytes.
 
-    With shared tables (``model.level_tables`` None), per-level histogram tables are
-    tried too and the smaller file is kept. ``version`` 3 (the default) codes with the
-    exact integer tables; 1 and 2 (legacy layout) exist to test the readers of old files.
+    A model with a context model is written as version 4. With shared tables
+    (``model.level_tables`` None), per-level histogram tables are tried too and the
+    smaller file is kept. Tables are written as version 3 (exact integer tables) unless
+    ``version`` says 1 or 2 (legacy layout, to test the readers of old files).
     """
     if len(model.levels) != model.num_levels:
         raise ValueError(f"model has {len(model.levels)} decoded levels, expected {model.num_levels}")
-    if version not in (1, 2, 3) or not 1 <= precision <= (24 if version >= 3 else 16):
+    default = CONTEXT_VERSION if model.context is not None else 3
+    version = default if version is None else version
+    if model.context is not None:
+        precision = model.context.precision
+    if model.context is not None and version != CONTEXT_VERSION:
+        raise ValueError(f"a context model is written as version {CONTEXT_VERSION}, not {version}")
+    if version not in (1, 2, 3, 4) or not 1 <= precision <= (24 if version >= 3 else 16):
         raise ValueError(f"cannot write version {version} at table precision {precision}")
+    if version == CONTEXT_VERSION and model.context is None:
+        raise ValueError(f"version {CONTEXT_VERSION} files need a context model")
     coder = CODER_EXACT if version >= 3 else CODER_LEGACY
     config = zlib.compress(json.dumps(model.config, separators=(",", ":")).encode(), 9)
     head = [(KIND_CONFIG, config)]
     weights = (KIND_WEIGHTS, _pack_weights(model.weights))
     candidates = [model]
-    if model.level_tables is None and model.num_levels > 1 and version >= 2:
+    if (model.context is None and model.level_tables is None and model.num_levels > 1
+            and version >= 2):
         candidates.append(_with_level_tables(model, precision))
     files = []
     for candidate in candidates:
         sections = head + [(KIND_TABLES, _pack_tables(candidate, precision, version)), weights]
-        sections += [(KIND_LEVEL, payload) for payload in _level_payloads(candidate, coder)]
+        sections += [(KIND_LEVEL, payload)
+                     for payload in _level_payloads(candidate, coder)]
         files.append(pack_sections(sections, version, coder))
     return min(files, key=len)
 
@@ -308,13 +323,13 @@ def _read_head(container: Container, name: str) -> ShacModel:
         raise BitstreamError(f"{name}: unexpected section order {[s.kind for s in sections]}")
     try:
         config = _read_config(sections[0].payload)
-        level_rows, tables, level_tables = _unpack_tables(sections[1].payload, container.version)
+        tables = _unpack_tables(sections[1].payload, container.version)
         weights = _unpack_weights(sections[2].payload)
     except (ValueError, zlib.error, RecursionError) as exc:
         raise BitstreamError(f"{name}: malformed header sections ({exc})") from exc
-    _check_structure(container, len(level_rows), name)
-    return ShacModel(config, tables, weights, level_rows, problem=container.problem,
-                     level_tables=level_tables)
+    _check_structure(container, len(tables.level_rows), name)
+    return ShacModel(config, tables.tables, weights, tables.level_rows, problem=container.problem,
+                     level_tables=tables.level_tables, context=tables.context)
 
 
 def decode_model(data: bytes, name: str = "<bytes>", max_lod: int | None = None,
@@ -332,11 +347,11 @@ def decode_model(data: bytes, name: str = "<bytes>", max_lod: int | None = None,
     model = _read_head(container, name)
     wanted = model.num_levels if max_lod is None else max(0, min(max_lod, model.num_levels))
     rows = sum(model.level_rows[:wanted])
-    limits.check_memory(rows * model.latent_dim * 12, f"{rows} latent rows", name)
+    per_entry = 12 if model.context is None else 40   # the context decoder's work arrays
+    limits.check_memory(rows * model.latent_dim * per_entry, f"{rows} latent rows", name)
     for index, section in enumerate(container.sections[3:3 + wanted]):
         try:
-            model.levels.append(decode_symbols(section.payload, model.level_rows[index],
-                                               model.tables_of(index), container.coder))
+            model.levels.append(_decode_level(model, index, section.payload, container.coder))
         except ValueError as exc:
             raise BitstreamError(f"{name}: level {index}: {exc}") from exc
         except CoderError as exc:
@@ -424,6 +439,13 @@ def prefix_nbytes(source: bytes | bytearray | memoryview | str | os.PathLike, le
         raise BitstreamError(f"{name}: no prefix holds {levels} levels "
                              f"({len(spans)} intact sections, {held} of them levels)")
     return spans[2 + levels].end
+
+
+def level_payload_bytes(data: bytes) -> int:
+    """Bytes of the entropy-coded latents of a file: its level payloads, without the
+    section headers and checksums."""
+    sections = unpack_sections(data, partial=True).sections
+    return sum(len(s.payload) for s in sections if s.kind == KIND_LEVEL)
 
 
 def section_summary(path: str | os.PathLike) -> tuple[list[tuple[str, int]], int, str | None]:

@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_LIKELIHOOD_FLOOR = 1e-9
+from wisp_shacira.entropy.bounds import lower_bound
+
+LIKELIHOOD_FLOOR = 1e-9
 
 
 class FactorizedPrior(nn.Module):
@@ -38,7 +40,10 @@ class FactorizedPrior(nn.Module):
         for i in range(len(widths) - 1):
             init = math.log(math.expm1(1.0 / scale / widths[i + 1]))
             self.matrices.append(nn.Parameter(torch.full((channels, widths[i + 1], widths[i]), init)))
-            self.biases.append(nn.Parameter(torch.rand(channels, widths[i + 1], 1) - 0.5))
+            # uniform_ draws the same numbers as ``rand - 0.5``; torch.rand on the meta
+            # device (the decoders' probe) would import torch._dynamo, ~1 s
+            bias = torch.empty(channels, widths[i + 1], 1).uniform_(-0.5, 0.5)
+            self.biases.append(nn.Parameter(bias))
             if i < len(widths) - 2:
                 self.factors.append(nn.Parameter(torch.zeros(channels, widths[i + 1], 1)))
 
@@ -56,13 +61,14 @@ class FactorizedPrior(nn.Module):
         Args:
             values: [N, D].
         Returns:
-            [N, D] probabilities, floored at 1e-9.
+            [N, D] probabilities, bounded below by 1e-9 (the gradient still passes where
+            it raises a probability, see :func:`~wisp_shacira.entropy.bounds.lower_bound`).
         """
         x = values.t().unsqueeze(1)
         lower, upper = self._logits_cdf(torch.cat([x - 0.5, x + 0.5], dim=-1)).chunk(2, dim=-1)
         sign = -torch.sign(lower + upper).detach()
         lik = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
-        return lik.squeeze(1).t().clamp_min(_LIKELIHOOD_FLOOR)
+        return lower_bound(lik.squeeze(1).t(), LIKELIHOOD_FLOOR)
 
     def bits(self, values: torch.Tensor) -> torch.Tensor:
         """Self-information ``-log2 P(values)`` in bits.

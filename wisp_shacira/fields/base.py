@@ -79,8 +79,12 @@ class CompressedField(nn.Module):
         for name, (param, kind) in self._stored().items():
             weights.update(encode_tensor(name, param.detach().cpu().numpy(), kind))
         levels = self.grid.integer_latents()
+        rows = [len(level) for level in levels]
+        if self.grid.config.entropy_model == "context":
+            return ShacModel(config=config, tables=[], weights=weights, level_rows=rows,
+                             levels=levels, context=self.grid.context_model(precision))
         return ShacModel(config=config, tables=self.grid.frequency_tables(precision),
-                         weights=weights, level_rows=[len(l) for l in levels], levels=levels)
+                         weights=weights, level_rows=rows, levels=levels)
 
     def check_shac_model(self, model: ShacModel, name: str = "<file>") -> dict[str, np.ndarray]:
         """The float32 weights of ``model`` after checking them against this field.
@@ -98,6 +102,7 @@ class CompressedField(nn.Module):
         if model.latent_dim != self.grid.config.latent_dim:
             raise BitstreamError(f"{name}: the tables code {model.latent_dim} latents per row, "
                                  f"the configuration says {self.grid.config.latent_dim}")
+        self._check_entropy_model(model, name)
         values, used = {}, set()
         for key, (param, kind) in self._stored().items():
             try:
@@ -114,6 +119,17 @@ class CompressedField(nn.Module):
             raise BitstreamError(f"{name}: weights in the file that the model does not have: "
                                  f"{extra[:5]}")
         return values
+
+    def _check_entropy_model(self, model: ShacModel, name: str) -> None:
+        """The file's entropy model must be the configured one, on the grid's level shapes."""
+        in_file = "factorized" if model.context is None else "context"
+        if in_file != self.grid.config.entropy_model:
+            raise BitstreamError(f"{name}: the levels are coded with the {in_file} entropy model, "
+                                 f"the configuration says {self.grid.config.entropy_model}")
+        shapes = list(self.grid.layout.shapes)
+        if model.context is not None and list(model.context.shapes) != shapes:
+            raise BitstreamError(f"{name}: level shapes {list(model.context.shapes)} in the "
+                                 f"tables, {shapes} in the configuration")
 
     @torch.no_grad()
     def load_shac_model(self, model: ShacModel, name: str = "<file>") -> None:

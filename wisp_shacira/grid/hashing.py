@@ -46,6 +46,13 @@ class GridLayout:
     def total_rows(self) -> int:
         return self.offsets[-1]
 
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Per level, the array shape of its rows, slowest axis first: ``(R + 1,) * d`` for
+        a dense level (row ``v_0 + v_1 (R + 1) + ...``), ``()`` for a hashed one."""
+        return tuple((res + 1,) * self.dim if dense else ()
+                     for res, dense in zip(self.resolutions, self.dense))
+
 
 def geometric_resolutions(min_res: int, max_res: int, num_levels: int) -> list[int]:
     """Resolutions ``floor(min_res * b^l)`` with ``b`` chosen so the last equals ``max_res``."""

@@ -10,13 +10,17 @@ class is a plain float hash grid (the Instant-NGP baseline: no latents, no rate)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from wisp_shacira.codec.context import ContextModel
+from wisp_shacira.codec.context_io import fit_context_model
 from wisp_shacira.codec.tables import FrequencyTable, histogram_table
 from wisp_shacira.config import require
+from wisp_shacira.entropy.context import ContextPrior
 from wisp_shacira.entropy.prior import FactorizedPrior
 from wisp_shacira.grid.fast import EncodingPlan, encode
 from wisp_shacira.grid.hashing import GridLayout, make_layout
@@ -47,6 +51,10 @@ class GridConfig:
             feature units, like a float table's (see :meth:`ShaciraGrid.latent_lr`). Pair
             it with a small ``trainer.lr_decoder`` (keeps the step) and ``latent_dim`` =
             ``feature_dim``. Excludes ``decoder_init``.
+        entropy_model: ``factorized`` (the paper's: one learned law per latent dimension
+            for the whole grid; the file codes each dimension with its histogram) or
+            ``context`` (a law per level and latent dimension whose zero probability
+            depends on already decoded neighbours; written as format version 4).
     """
 
     num_levels: int = 24
@@ -60,6 +68,7 @@ class GridConfig:
     prior_init_scale: float = 10.0
     decoder_init: float | None = None
     latent_step: float | None = None
+    entropy_model: Literal["factorized", "context"] = "factorized"
 
     def check(self) -> None:
         require(self.num_levels >= 1, f"grid.num_levels must be >= 1, got {self.num_levels}")
@@ -105,9 +114,19 @@ class ShaciraGrid(nn.Module):
             self.latents = nn.Parameter(torch.empty(rows, config.latent_dim).uniform_(-init, init))
             self.decoder = nn.Linear(config.latent_dim, config.feature_dim)
             self._init_decoder(config)
-            self.prior = FactorizedPrior(config.latent_dim, init_scale=config.prior_init_scale)
+            self.prior = self._make_prior(config)
         else:
             self.latents = nn.Parameter(torch.empty(rows, config.feature_dim).uniform_(-1e-4, 1e-4))
+
+    def _make_prior(self, config: GridConfig) -> FactorizedPrior | ContextPrior:
+        """The entropy model. It takes the same random draws either way (the factorised
+        prior's initial biases), so the rest of a field starts from the same random
+        state with either model and the two compare on equal terms."""
+        factorized = FactorizedPrior(config.latent_dim, init_scale=config.prior_init_scale)
+        if config.entropy_model == "context":
+            return ContextPrior(list(self.layout.shapes), list(self.layout.table_sizes),
+                                config.latent_dim)
+        return factorized
 
     @torch.no_grad()
     def _init_decoder(self, config: GridConfig) -> None:
@@ -186,8 +205,9 @@ class ShaciraGrid(nn.Module):
         """Estimated bits of the latents: ``sum -log2 P(Q_hat + u)``, u ~ U(-1/2, 1/2).
 
         The noisy continuous proxy (not the rounded value) is scored, so the rate
-        gives the latents a gradient. ``sample`` rows drawn at random give an
-        unbiased estimate scaled to all rows.
+        gives the latents a gradient; the context model takes its contexts from the
+        rounded latents. ``sample`` rows drawn at random give an unbiased estimate
+        scaled to all rows.
 
         Returns:
             scalar, bits for the whole table (0 for an uncompressed grid).
@@ -195,12 +215,26 @@ class ShaciraGrid(nn.Module):
         if not self.config.compressed:
             return self.latents.new_zeros(())
         latents = self.latents
+        noisy = latents + torch.empty_like(latents).uniform_(-0.5, 0.5)
+        if isinstance(self.prior, ContextPrior):
+            contexts = self.prior.contexts(torch.round(latents))
+            return self.prior.bits(noisy, contexts, sample)
         scale = 1.0
         if sample is not None and sample < latents.shape[0]:
             idx = torch.randint(latents.shape[0], (sample,), device=latents.device)
-            latents, scale = latents[idx], latents.shape[0] / sample
-        noisy = latents + torch.empty_like(latents).uniform_(-0.5, 0.5)
+            noisy, scale = noisy[idx], latents.shape[0] / sample
         return self.prior.bits(noisy).sum() * scale
+
+    @torch.no_grad()
+    def model_bits(self) -> float:
+        """Bits the trained entropy model assigns to the rounded latents (no noise):
+        what the model reports as the rate of the file's latents."""
+        if not self.config.compressed:
+            return 0.0
+        rounded = torch.round(self.latents)
+        if isinstance(self.prior, ContextPrior):
+            return float(self.prior.bits(rounded, self.prior.contexts(rounded)))
+        return float(self.prior.bits(rounded).sum())
 
     @torch.no_grad()
     def integer_latents(self) -> list[np.ndarray]:
@@ -220,6 +254,12 @@ class ShaciraGrid(nn.Module):
         """
         ints = torch.round(self.latents).to(torch.int64).cpu().numpy()
         return [histogram_table(ints[:, dim], precision) for dim in range(self.config.latent_dim)]
+
+    @torch.no_grad()
+    def context_model(self, precision: int = 16) -> ContextModel:
+        """The coder's context model fitted to the rounded latents (see
+        :func:`~wisp_shacira.codec.context_io.fit_context_model`)."""
+        return fit_context_model(self.integer_latents(), list(self.layout.shapes), precision)
 
     @torch.no_grad()
     def harden(self) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from contextlib import contextmanager
@@ -10,8 +11,12 @@ from typing import Any, Iterator
 
 import torch
 
+from wisp_shacira.codec.model_io import encode_model, level_payload_bytes
 from wisp_shacira.errors import ConfigError, OutputError
+from wisp_shacira.fields.base import CompressedField
 from wisp_shacira.outputs import check_writable, remove_stale_temporaries, write_atomic
+
+log = logging.getLogger("wisp_shacira")
 
 
 def default_output_dir(task: str) -> Path:
@@ -107,3 +112,21 @@ def tensorboard_writer(enabled: bool, logdir: Path):
     require("tensorboard", "tensorboard", "trainer.tensorboard")
     from torch.utils.tensorboard import SummaryWriter
     return SummaryWriter(str(logdir))
+
+
+def write_model(field: CompressedField, config: dict, path: Path) -> tuple[int, dict]:
+    """Write the field's ``.shac`` file (weights rounded first) and compare the rate its
+    entropy model reports for the rounded latents with the bytes the coder wrote for them.
+
+    Returns:
+        (file bytes, ``{"entropy_model", "model_bytes", "latent_bytes"}``), also logged.
+    """
+    data = encode_model(field.to_shac_model(config))
+    write_atomic(path, data)
+    estimate = field.grid.model_bits() / 8
+    coded = level_payload_bytes(data)
+    rate = {"entropy_model": field.grid.config.entropy_model, "model_bytes": estimate,
+            "latent_bytes": coded}
+    log.info("latent rate: the %s model reports %.0f bytes, the coder wrote %d (%+.1f%%)",
+             rate["entropy_model"], estimate, coded, 100.0 * (coded / max(estimate, 1e-9) - 1.0))
+    return len(data), rate

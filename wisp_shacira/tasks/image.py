@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from wisp_shacira.codec.limits import MAX_IMAGE_SIDE
-from wisp_shacira.codec.model_io import ShacModel, read_shac, write_shac
+from wisp_shacira.codec.model_io import ShacModel, read_shac
 from wisp_shacira.config import require
 from wisp_shacira.datasets.image import ImageData, encode_png, list_images, load_image
 from wisp_shacira.errors import BitstreamError, ConfigError, DataError
@@ -27,11 +27,11 @@ from wisp_shacira.metrics import mean_metric, psnr, ssim
 from wisp_shacira.outputs import write_atomic
 from wisp_shacira.resources import demo_data
 from wisp_shacira.tasks.protocol import LodTarget, TaskSpec
-from wisp_shacira.tasks.report import format_table, rate_control_lines
+from wisp_shacira.tasks.report import format_table, latent_rate_lines, rate_control_lines
 from wisp_shacira.tasks.decoding import EVAL_CHUNK, build_field, eval_bytes, parse_file_config
 from wisp_shacira.tasks.common import (check_not_input, image_output, prepare_decode_output,
-                                       prepare_output_dir, tensorboard_writer, timed,
-                                       write_json, seed_everything)
+                                       prepare_output_dir, seed_everything, tensorboard_writer,
+                                       timed, write_json, write_model)
 from wisp_shacira.train.config import TrainerConfig
 from wisp_shacira.train.rate_control import (RateSearch, file_size_probe, fit_to_target,
                                              pass_label, rate_target)
@@ -255,7 +255,7 @@ def compress_one(image_path: Path, cfg: AppConfig, out_dir: Path, writer=None) -
     with timed() as encode_time:
         field_, rate_search = _fit(image, cfg, device, writer)
         field_ = field_.cpu()
-        nbytes = write_shac(shac_path, field_.to_shac_model(file_config(cfg, image)))
+        nbytes, rate = write_model(field_, file_config(cfg, image), shac_path)
     reference = _quantized(render(field_, image.height, image.width), image.bit_depth)
     with timed() as decode_time:
         decoded, _, _ = decode_pixels(shac_path)
@@ -265,7 +265,7 @@ def compress_one(image_path: Path, cfg: AppConfig, out_dir: Path, writer=None) -
             "bpp": nbytes * 8 / (image.width * image.height), "bytes": nbytes,
             "psnr_before_export": psnr(reference, image.pixels),
             "decode_matches": bool(np.array_equal(reference, decoded)),
-            "encode_seconds": encode_time[0], "decode_seconds": decode_time[0],
+            "encode_seconds": encode_time[0], "decode_seconds": decode_time[0], "rate": rate,
             "rate_control": None if rate_search is None else rate_search.report()}
 
 
@@ -291,8 +291,9 @@ def summary(report: dict) -> str:
     rows = [[r["name"], *(r[k] for k in keys)] for r in report["images"]]
     rows.append(["mean", *(report["mean"][k] for k in keys)])
     table = format_table(["image", "PSNR", "SSIM", "BPP", "bytes", "encode s", "decode s"], rows)
-    return table + rate_control_lines([r["rate_control"] for r in report["images"]],
-                                      [r["name"] for r in report["images"]])
+    names = [r["name"] for r in report["images"]]
+    return (table + latent_rate_lines([r.get("rate") for r in report["images"]], names)
+            + rate_control_lines([r["rate_control"] for r in report["images"]], names))
 
 
 class ImageSource:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wisp_shacira.codec.model_io import ShacModel, write_shac
+from wisp_shacira.codec.model_io import ShacModel
 from wisp_shacira.datasets.image import encode_png
 from wisp_shacira.datasets.nerf_synthetic import (BLENDER_TO_YUP, NerfScene, load_nerf_synthetic,
                                                   read_json)
@@ -28,15 +28,15 @@ from wisp_shacira.outputs import write_atomic
 from wisp_shacira.metrics import format_metric, mean_metric
 from wisp_shacira.render.occupancy import DEFAULT_DENSITY_THRESHOLD
 from wisp_shacira.resources import demo_data
-from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output,
-                                       prepare_output_dir, timed, write_json)
+from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output, prepare_output_dir,
+                                       timed, write_json, write_model)
 from wisp_shacira.tasks.nerf_config import AppConfig, NerfDatasetConfig
 from wisp_shacira.tasks.nerf_eval import (SceneModel, load_any_model, render_turntable,
                                           render_views, scene_field, scene_model_from,
                                           turntable_poses, view_metrics)
 from wisp_shacira.tasks.nerf_poses import read_poses
 from wisp_shacira.tasks.protocol import LodTarget, TaskSpec
-from wisp_shacira.tasks.report import rate_control_lines
+from wisp_shacira.tasks.report import latent_rate_lines, rate_control_lines
 from wisp_shacira.tasks.nerf_train import train_field
 from wisp_shacira.train.rate_control import fit_to_target, rate_target
 from wisp_shacira.train.rd import resolve_device
@@ -132,13 +132,14 @@ def _input_files(root: Path, fmt: str) -> list[Path]:
     return jsons + images
 
 
-def _export(field_: RadianceField, config: dict, out_dir: Path) -> tuple[Path, int]:
+def _export(field_: RadianceField, config: dict, out_dir: Path) -> tuple[Path, int, dict | None]:
+    """Write the scene: ``(path, bytes, latent rate check or None for a float model)``."""
     if field_.grid.config.compressed:
         field_.round_weights()
         path = out_dir / "scene.shac"
-        return path, write_shac(path, field_.to_shac_model(config))
+        return (path, *write_model(field_, config, path))
     path = out_dir / "model.pt"
-    return path, _save_float_model(path, field_, config)
+    return path, _save_float_model(path, field_, config), None
 
 
 def _grid_float_bytes(field_: RadianceField) -> int:
@@ -190,9 +191,9 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
         lambda scale: train_field(cfg, train, val, device, out_dir, config, scale),
         lambda done: done.field, config, target, "scene")
     field_ = result.field.eval()
-    path, nbytes = _export(field_, config, out_dir)
+    path, nbytes, rate = _export(field_, config, out_dir)
     report = {"task": "nerf", "scene": str(root), "split": split, "views": len(held.names),
-              "height": held.H, "width": held.W, "file": str(path), "bytes": nbytes,
+              "height": held.H, "width": held.W, "file": str(path), "bytes": nbytes, "rate": rate,
               "compressed": cfg.grid.compressed, "grid_float_bytes": _grid_float_bytes(field_),
               **_measure(field_, config, path, held, device, out_dir),
               "train_seconds": result.seconds, "iterations": cfg.trainer.iterations,
@@ -220,7 +221,8 @@ def summary(report: dict) -> str:
             ("decode == exported", str(report["decode_matches"]))]
     width = max(len(label) for label, _ in rows)
     table = "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
-    return table + rate_control_lines([report.get("rate_control")], ["scene"])
+    return (table + latent_rate_lines([report.get("rate")], ["scene"])
+            + rate_control_lines([report.get("rate_control")], ["scene"]))
 
 
 def decode(path: Path, out: Path, max_lod: int | None = None, *, force: bool = False) -> Path:

@@ -37,3 +37,16 @@ def rate_control_lines(reports: Sequence[dict | None], names: Sequence[str]) -> 
                      f"{len(report['passes'])} training pass{'es' if len(report['passes']) > 1 else ''} "
                      f"(lambda scale: bytes) {passes}")
     return "".join(f"\n{line}" for line in lines)
+
+
+def latent_rate_lines(rates: Sequence[dict | None], names: Sequence[str]) -> str:
+    """Lines comparing, per file, the latent rate the entropy model reports with the bytes
+    the coder wrote (see :func:`~wisp_shacira.tasks.common.write_model`)."""
+    lines = []
+    for name, rate in zip(names, rates):
+        if rate is None:
+            continue
+        model, coded = rate["model_bytes"], rate["latent_bytes"]
+        lines.append(f"latent rate {name}: the {rate['entropy_model']} model reports {model:.0f} "
+                     f"bytes, the coder wrote {coded} ({100 * (coded / max(model, 1e-9) - 1):+.1f}%)")
+    return "".join(f"\n{line}" for line in lines)

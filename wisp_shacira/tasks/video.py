@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from wisp_shacira.codec.limits import MAX_FRAMES, MAX_IMAGE_SIDE
-from wisp_shacira.codec.model_io import ShacModel, read_shac, write_shac
+from wisp_shacira.codec.model_io import ShacModel, read_shac
 from wisp_shacira.config import require
 from wisp_shacira.datasets.video import (VideoInfo, VideoSampler, check_video_output,
                                          colors_of, coords_of, frame_coords, load_video,
@@ -34,11 +34,11 @@ from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.metrics import format_metric, video_psnr, video_ssim
 from wisp_shacira.resources import demo_data
 from wisp_shacira.tasks.protocol import LodTarget, TaskSpec
-from wisp_shacira.tasks.report import rate_control_lines
+from wisp_shacira.tasks.report import latent_rate_lines, rate_control_lines
 from wisp_shacira.tasks.decoding import EVAL_CHUNK, build_field, eval_bytes, parse_file_config
-from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output,
-                                       prepare_output_dir, seed_everything, tensorboard_writer,
-                                       timed, write_json)
+from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output, prepare_output_dir,
+                                       seed_everything, tensorboard_writer, timed, write_json,
+                                       write_model)
 from wisp_shacira.train.config import TrainerConfig
 from wisp_shacira.train.rate_control import (RateSearch, file_size_probe, fit_to_target,
                                              pass_label, rate_target)
@@ -291,7 +291,7 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
     with timed() as encode_time:
         config = file_config(cfg, name, info, num_frames)
         field_, rate_search = _fit(frames, name, cfg, device, writer, config)
-        nbytes = write_shac(shac_path, field_.to_shac_model(config))
+        nbytes, rate = write_model(field_, config, shac_path)
     reference = render_frames(field_.cpu(), num_frames, height, width)
     with timed() as decode_time:
         decoded, meta, _ = decode_frames(shac_path)
@@ -306,7 +306,7 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
               "decode_matches": bool(np.array_equal(reference, decoded)),
               "encode_seconds": encode_time[0],
               "encode_seconds_per_frame": encode_time[0] / num_frames,
-              "decode_seconds": decode_time[0],
+              "decode_seconds": decode_time[0], "rate": rate,
               "rate_control": None if rate_search is None else rate_search.report(),
               "config": dataclasses.asdict(cfg)}
     write_json(out_dir / "metrics.json", report)
@@ -326,7 +326,8 @@ def summary(report: dict) -> str:
             ("decode == exported", str(report["decode_matches"]))]
     width = max(len(label) for label, _ in rows)
     table = "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
-    return table + rate_control_lines([report["rate_control"]], [report["name"]])
+    return (table + latent_rate_lines([report.get("rate")], [report["name"]])
+            + rate_control_lines([report["rate_control"]], [report["name"]]))
 
 
 class VideoSource:

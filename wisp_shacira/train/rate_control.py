@@ -23,6 +23,7 @@ from typing import Callable, Generic, TypeVar
 import numpy as np
 
 from wisp_shacira.codec.model_io import encode_model
+from wisp_shacira.codec.context_io import fit_context_model
 from wisp_shacira.codec.tables import histogram_table
 from wisp_shacira.errors import ConfigError
 from wisp_shacira.fields.base import CompressedField
@@ -146,7 +147,10 @@ def floor_bytes(field: CompressedField, config: dict) -> int:
     model = field.to_shac_model(config)
     zeros = [np.zeros_like(level) for level in model.levels]
     tables = [histogram_table(np.zeros(1, dtype=np.int64)) for _ in model.tables]
-    return len(encode_model(dataclasses.replace(model, levels=zeros, tables=tables)))
+    context = None if model.context is None else fit_context_model(
+        zeros, list(model.context.shapes), model.context.precision)
+    return len(encode_model(dataclasses.replace(model, levels=zeros, tables=tables,
+                                                context=context)))
 
 
 def target_bytes_of(target_bpp: float | None, target_bytes: int | None,

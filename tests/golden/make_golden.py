@@ -9,7 +9,8 @@ training). Usage, from a checkout of that commit::
 
 writes ``OUT_DIR/{image,video,scene,image_per_level}.shac`` (with ``--entropy-model
 context``, from version 4 on: the same tasks coded with the context model, and
-``image_random.shac``, seeded random latents with a one-symbol level), and
+``image_random.shac`` and ``video_random.shac``, seeded random latents that are zero in
+half of each dense level, so that neighbour contexts pay, and a one-symbol level), and
 ``python tests/golden/make_golden.py --manifest`` adds the digests of new files to the
 manifest (existing entries are never rewritten). Each folder
 ``v<version>_<commit>`` holds the files of the writer at that commit (``image_per_level``
@@ -58,6 +59,45 @@ def _video(work: Path) -> Path:
     return folder
 
 
+def _zero_half_of_dense_levels(grid) -> None:
+    """Zero the latents of the first half of each dense level's vertices along its slowest
+    axis (and dimension 1 where dimension 0 is zero): structure the contexts can use."""
+    import torch
+
+    with torch.no_grad():
+        for level, shape in enumerate(grid.layout.shapes):
+            if shape:
+                start, end = grid.layout.offsets[level], grid.layout.offsets[level + 1]
+                block = grid.latents[start:end]
+                block[:len(block) // 2] = 0
+                block[block[:, 0] == 0, 1] = 0
+
+
+def _random_video(path: Path) -> None:
+    """A video file (3-D grid) of seeded random latents, half of each dense level zero."""
+    import dataclasses
+
+    import torch
+
+    from wisp_shacira.codec.model_io import write_shac
+    from wisp_shacira.fields.video import VideoField, VideoNefConfig
+    from wisp_shacira.grid.shacira_grid import GridConfig
+
+    torch.manual_seed(1)
+    grid = GridConfig(num_levels=3, min_res=4, max_res=12, log2_table_size=9, latent_dim=2,
+                      entropy_model="context")
+    nef = VideoNefConfig(hidden_dim=8)
+    field = VideoField(grid, nef)
+    with torch.no_grad():
+        field.grid.latents.copy_(torch.randint(-3, 4, field.grid.latents.shape).float())
+    _zero_half_of_dense_levels(field.grid)
+    field.round_weights()
+    config = {"task": "video", "grid": dataclasses.asdict(grid), "nef": dataclasses.asdict(nef),
+              "video": {"name": "random", "num_frames": 3, "height": 8, "width": 10,
+                        "fps": 10.0}}
+    write_shac(path, field.to_shac_model(config))
+
+
 def _per_level_image(path: Path, entropy_model: str = "factorized") -> None:
     """An image file whose levels have very different latent spreads (so the writer keeps
     per-level tables, table mode 1 from version 2 on; with the context model: a dense, a
@@ -81,6 +121,8 @@ def _per_level_image(path: Path, entropy_model: str = "factorized") -> None:
             start, end = field.grid.layout.offsets[level], field.grid.layout.offsets[level + 1]
             field.grid.latents[start:end] = torch.randint(-spread, spread + 1,
                                                           (end - start, 2)).float()
+    if entropy_model != "factorized":
+        _zero_half_of_dense_levels(field.grid)
     field.round_weights()
     config = {"task": "image", "grid": dataclasses.asdict(grid), "nef": dataclasses.asdict(nef),
               "image": {"name": "per_level", "height": 12, "width": 20, "channels": 3,
@@ -131,6 +173,7 @@ def main(out: Path, entropy_model: str = "factorized") -> None:
         _per_level_image(out / "image_per_level.shac")
     else:
         _per_level_image(out / "image_random.shac", entropy_model)
+        _random_video(out / "video_random.shac")
 
 
 def add_to_manifest(root: Path) -> None:

@@ -20,7 +20,8 @@ SETTINGS = [(1, "auto"), (2, "auto"), (1, "reference"), (2, "torch"), (2, "numba
 
 
 def test_outputs_are_identical_across_threads_and_backends() -> None:
-    files = [str(p) for p in sorted((GOLDEN / "v3_baf8633").glob("*.shac"))]
+    files = [str(p) for folder in ("v3_baf8633", "v4_d42ec47")
+             for p in sorted((GOLDEN / folder).glob("*.shac"))]
     results = {}
     for threads, backend in SETTINGS:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads),

@@ -19,7 +19,7 @@ decoded outputs are recorded in ``tests/golden/manifest.json``; ``tests/test_gol
 decodes every file listed there in CI. Folders: ``v1_9a01d5c`` (float16 MLP heads; the
 first writer with all three tasks, 738321d, wrote the same bytes), ``v1_846fed1`` (int8
 heads), ``v2_5c596a8`` (per-level tables), ``v3_<commit>`` (exact integer coding),
-``v4_<commit>`` (the context model).
+``v4_d42ec47`` (the context model).
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Bjontegaard deltas between two rate-distortion curves (helper of the bench scripts).
 
-A curve is a list of ``(rate, psnr)`` points: rate in any positive unit (bits per
+Also the entropy-model options the RD benches share (:func:`parse_models`,
+:func:`model_labels`). A curve is a list of ``(rate, psnr)`` points: rate in any positive unit (bits per
 pixel, bytes; the same for both curves), PSNR in dB. The points may come in any
 order. The deltas are computed by the ``bjontegaard`` package (extra ``bench``) with
 Akima interpolation (piecewise cubic; ``method="pchip"`` gives the monotone piecewise
@@ -24,6 +25,7 @@ import math
 import warnings
 from typing import Sequence
 
+from wisp_shacira.errors import ConfigError
 from wisp_shacira.extras import require
 
 Curve = Sequence[tuple[float, float]]
@@ -140,6 +142,25 @@ def _self_check() -> None:
             raise AssertionError(f"{label}: no ValueError")
     print(f"bd_rate(anchor, 20% cheaper) = {bd_rate(anchor, cheaper):+.3f} %, "
           f"bd_psnr(anchor, +0.5 dB) = {bd_psnr(anchor, better):+.3f} dB: self-check passed")
+
+
+def parse_models(text: str) -> list[str]:
+    """``"factorized,context"`` -> ``["factorized", "context"]`` (values checked by the config)."""
+    models = [m.strip() for m in text.split(",")]
+    if not all(models):
+        raise ConfigError(f"--entropy-models {text!r}: expected comma-separated names, "
+                          f"e.g. factorized,context")
+    return models
+
+
+def model_labels(models: list[str]) -> list[str]:
+    """One unique label per model run: its name, ``NAME_2``... for a repeated one (the
+    same model twice measures run-to-run noise)."""
+    labels = []
+    for model in models:
+        count = sum(m == model for m in models[:len(labels) + 1])
+        labels.append(model if count == 1 else f"{model}_{count}")
+    return labels
 
 
 if __name__ == "__main__":

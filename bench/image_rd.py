@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]   # the repository: configs, results, ../shared
 
 from baselines import pillow_codec_at_bpp  # noqa: E402  (bench/ is the script folder)
-from bdrate import bd_psnr, bd_rate  # noqa: E402
+from bdrate import bd_psnr, bd_rate, model_labels, parse_models  # noqa: E402
 from wisp_shacira.cli.main import run_guarded  # noqa: E402
 from wisp_shacira.tasks.report import format_table  # noqa: E402
 from wisp_shacira.config import build_config, load_yaml, merge, parse_overrides  # noqa: E402
@@ -68,25 +68,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if any(item.partition("=")[0].strip() == "grid.entropy_model" for item in args.set):
         sys.exit("error: --set grid.entropy_model: give the models with --entropy-models")
     return args
-
-
-def parse_models(text: str) -> list[str]:
-    """``"factorized,context"`` -> ``["factorized", "context"]`` (values checked by the config)."""
-    models = [m.strip() for m in text.split(",")]
-    if not all(models):
-        sys.exit(f"error: --entropy-models {text!r}: expected comma-separated names, "
-                 f"e.g. factorized,context")
-    return models
-
-
-def model_labels(models: list[str]) -> list[str]:
-    """One unique label per run: the model's name, ``NAME_2``... for a repeated one (the
-    same model twice measures run-to-run noise)."""
-    labels = []
-    for model in models:
-        count = sum(m == model for m in models[:len(labels) + 1])
-        labels.append(model if count == 1 else f"{model}_{count}")
-    return labels
 
 
 def select_images(args: argparse.Namespace) -> list[Path]:

@@ -39,7 +39,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]   # the repository: configs, runs, ../shared
 
-from bdrate import bd_psnr, bd_rate  # noqa: E402  (bench/ is the script folder)
+from bdrate import bd_psnr, bd_rate, model_labels, parse_models  # noqa: E402  (bench/ is the script folder)
 from wisp_shacira.cli.main import run_guarded  # noqa: E402
 from wisp_shacira.tasks.report import format_table  # noqa: E402
 from wisp_shacira.config import load_config  # noqa: E402
@@ -47,24 +47,6 @@ from wisp_shacira.errors import ConfigError  # noqa: E402
 from wisp_shacira.tasks import nerf  # noqa: E402
 
 ENTROPY_KEY = "grid.entropy_model"
-
-
-def parse_models(text: str) -> list[str]:
-    """``"factorized,context"`` -> ``["factorized", "context"]`` (values checked by the config)."""
-    models = [m.strip() for m in text.split(",")]
-    if not all(models):
-        raise ConfigError(f"--entropy-models {text!r}: expected comma-separated names, "
-                          f"e.g. factorized,context")
-    return models
-
-
-def model_labels(models: list[str]) -> list[str]:
-    """One unique label per model run: its name, ``NAME_2``... for a repeated one."""
-    labels = []
-    for model in models:
-        count = sum(m == model for m in models[:len(labels) + 1])
-        labels.append(model if count == 1 else f"{model}_{count}")
-    return labels
 
 
 def _settings(points: str | None) -> list[str]:

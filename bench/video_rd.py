@@ -34,12 +34,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from baselines import ffmpeg_codec_at_bpp  # noqa: E402
-from bdrate import bd_psnr, bd_rate  # noqa: E402
+from bdrate import bd_psnr, bd_rate, model_labels, parse_models  # noqa: E402
 from wisp_shacira.cli.main import run_guarded  # noqa: E402
 from wisp_shacira.tasks.report import format_table  # noqa: E402
 from wisp_shacira.config import load_config  # noqa: E402
 from wisp_shacira.datasets.video import load_video_with_info  # noqa: E402
-from wisp_shacira.errors import ConfigError  # noqa: E402
 from wisp_shacira.tasks import video  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,24 +76,6 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     args.models = parse_models(args.entropy_models)
     return args
-
-
-def parse_models(text: str) -> list[str]:
-    """``"factorized,context"`` -> ``["factorized", "context"]`` (values checked by the config)."""
-    models = [m.strip() for m in text.split(",")]
-    if not all(models):
-        raise ConfigError(f"--entropy-models {text!r}: expected comma-separated names, "
-                          f"e.g. factorized,context")
-    return models
-
-
-def model_labels(models: list[str]) -> list[str]:
-    """One unique label per model run: its name, ``NAME_2``... for a repeated one."""
-    labels = []
-    for model in models:
-        count = sum(m == model for m in models[:len(labels) + 1])
-        labels.append(model if count == 1 else f"{model}_{count}")
-    return labels
 
 
 def point_config(args: argparse.Namespace, log2_table: int, max_res: int, model: str

@@ -215,14 +215,15 @@ class ShaciraGrid(nn.Module):
         if not self.config.compressed:
             return self.latents.new_zeros(())
         latents = self.latents
-        noisy = latents + torch.empty_like(latents).uniform_(-0.5, 0.5)
         if isinstance(self.prior, ContextPrior):
             contexts = self.prior.contexts(torch.round(latents))
+            noisy = latents + torch.empty_like(latents).uniform_(-0.5, 0.5)
             return self.prior.bits(noisy, contexts, sample)
         scale = 1.0
         if sample is not None and sample < latents.shape[0]:
             idx = torch.randint(latents.shape[0], (sample,), device=latents.device)
-            noisy, scale = noisy[idx], latents.shape[0] / sample
+            latents, scale = latents[idx], latents.shape[0] / sample
+        noisy = latents + torch.empty_like(latents).uniform_(-0.5, 0.5)
         return self.prior.bits(noisy).sum() * scale
 
     @torch.no_grad()

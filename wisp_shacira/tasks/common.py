@@ -115,8 +115,8 @@ def tensorboard_writer(enabled: bool, logdir: Path):
 
 
 def write_model(field: CompressedField, config: dict, path: Path) -> tuple[int, dict]:
-    """Write the field's ``.shac`` file (weights rounded first) and compare the rate its
-    entropy model reports for the rounded latents with the bytes the coder wrote for them.
+    """Write the field's ``.shac`` file (call ``round_weights`` first) and compare the rate
+    its entropy model reports for the rounded latents with the bytes the coder wrote.
 
     Returns:
         (file bytes, ``{"entropy_model", "model_bytes", "latent_bytes"}``), also logged.

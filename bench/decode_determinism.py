@@ -6,7 +6,7 @@ backend, and hashes the bytes of everything it wrote (the PNG, or the frame fold
 a video or a scene's turntable). A row is ``identical`` when every cell has the same
 hash. Usage::
 
-    python bench/decode_determinism.py                      # the version-3 golden files
+    python bench/decode_determinism.py                      # the version-3 and -4 golden files
     python bench/decode_determinism.py runs/nerf-demo/scene.shac --threads 1 2
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ import tempfile
 from pathlib import Path
 
 BACKENDS = ("auto", "reference", "torch", "numba", "plan")
-GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "golden" / "v3_baf8633"
+GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "golden"
+DEFAULT_FOLDERS = ("v3_baf8633", "v4_d42ec47")   # tables; the context model
 
 
 def tree_digest(path: Path) -> str:
@@ -56,7 +57,8 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS))
     parser.add_argument("--out", type=Path, default=Path("bench/results/decode_determinism.json"))
     args = parser.parse_args()
-    files = args.files or sorted(GOLDEN.glob("*.shac"))
+    files = args.files or [p for folder in DEFAULT_FOLDERS
+                           for p in sorted((GOLDEN / folder).glob("*.shac"))]
     settings = [(t, b) for t in args.threads for b in args.backends]
     header = ["file"] + [f"{t}t/{b}" for t, b in settings] + ["result"]
     rows, report = [header], {}

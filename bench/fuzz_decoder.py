@@ -193,7 +193,7 @@ def print_report(result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", nargs="+", default=["tests/golden/v3_baf8633"],
+    parser.add_argument("--seeds", nargs="+", default=["tests/golden/v3_baf8633", "tests/golden/v4_d42ec47"],
                         help=".shac files or folders of them")
     parser.add_argument("--seconds", type=float, default=300.0, help="time budget")
     parser.add_argument("--cases", type=int, default=0, help="stop after N cases (0 = budget)")

@@ -145,7 +145,7 @@ def verify_coder() -> None:
 
 
 def encode_blocks(blocks: Iterable[tuple[np.ndarray, FrequencyTable]],
-                  coder: int = CODER_EXACT) -> bytes:
+                  coder: int = CODER_EXACT, label: str = "block") -> bytes:
     """Entropy-code blocks of symbols, each against its own table, so that
     :class:`BlockDecoder` returns them in the same order.
 
@@ -153,6 +153,7 @@ def encode_blocks(blocks: Iterable[tuple[np.ndarray, FrequencyTable]],
         blocks: ``(symbols [n] integers in the table's range, table)`` in decoding order;
             one-symbol tables and empty blocks cost nothing.
         coder: the layout (``CODER_EXACT`` for new files).
+        label: what a block is, for the error message (``"dimension"``: ``dimension 2: ...``).
     Returns:
         The compressed bytes (a whole number of 32-bit words, little-endian).
     Raises:
@@ -160,11 +161,11 @@ def encode_blocks(blocks: Iterable[tuple[np.ndarray, FrequencyTable]],
     """
     verify_coder()
     pending = []
-    for symbols, table in blocks:
+    for index, (symbols, table) in enumerate(blocks):
         column = np.asarray(symbols).astype(np.int64).ravel()
         if column.size and (column.min() < table.low or column.max() > table.high):
-            raise ValueError(f"symbols {column.min()}..{column.max()} outside the table range "
-                             f"{table.low}..{table.high}")
+            raise ValueError(f"{label} {index}: symbols {column.min()}..{column.max()} outside "
+                             f"the table range {table.low}..{table.high}")
         if table.num_symbols > 1 and column.size:
             pending.append(((column - table.low).astype(np.int32), table))
     stack = constriction.stream.stack.AnsCoder()
@@ -234,12 +235,8 @@ def encode_symbols(symbols: np.ndarray, tables: list[FrequencyTable],
     symbols = np.asarray(symbols)
     if symbols.ndim != 2 or symbols.shape[1] != len(tables):
         raise ValueError(f"symbols must be [N, {len(tables)}], got {symbols.shape}")
-    for dim, table in enumerate(tables):
-        column = symbols[:, dim]
-        if column.size and (column.min() < table.low or column.max() > table.high):
-            raise ValueError(f"dimension {dim}: symbols {column.min()}..{column.max()} outside "
-                             f"the table range {table.low}..{table.high}")
-    return encode_blocks(((symbols[:, dim], table) for dim, table in enumerate(tables)), coder)
+    return encode_blocks(((symbols[:, dim], table) for dim, table in enumerate(tables)), coder,
+                         label="dimension")
 
 
 def decode_symbols(data: bytes, count: int, tables: list[FrequencyTable],

@@ -110,18 +110,19 @@ class ContextPrior(nn.Module):
         tail = F.logsigmoid(-centre) + side + F.logsigmoid(-ratio) + steps * F.logsigmoid(ratio)
         return torch.where(symbols == 0, F.logsigmoid(centre), tail)
 
-    def level_bits(self, level: int, values: torch.Tensor, contexts: torch.Tensor) -> torch.Tensor:
+    def level_bits(self, level: int, values: torch.Tensor, contexts: torch.Tensor,
+                   span: int) -> torch.Tensor:
         """Bits of ``values: [N, D]`` (noisy latents, or integers) of one level: [N, D].
 
         Computed in the log domain, so no likelihood underflows and no bound is needed:
         a latent far in a tail keeps its full rate gradient (``-log2 r`` per unit). The
-        law is tabulated once over the symbols the level spans, then gathered per latent.
+        law is tabulated once over the symbols ``-span .. span + 1`` (``span`` at least
+        ``max |floor(values)|``), then gathered per latent.
         """
         low = torch.floor(values)
         frac = values - low
         if values.requires_grad:
             frac = frac.clamp(_FRAC_EPS, 1.0 - _FRAC_EPS)   # finite log-weights, no NaN grads
-        span = int(low.detach().abs().max().item()) + 1 if low.numel() else 1
         symbols = torch.arange(-span, span + 2, device=values.device, dtype=values.dtype)
         table = self.log_probs(level, symbols).reshape(-1)                     # [D * C * S]
         dims, stride = values.shape[1], symbols.numel()
@@ -139,13 +140,16 @@ class ContextPrior(nn.Module):
         rows, scaled to an unbiased estimate of the whole table.
         """
         total, start, all_rows = values.new_zeros(()), 0, sum(self.rows)
+        # one host sync per call (not one per level): the symbol span of the whole table
+        span = int(torch.floor(values.detach()).abs().max().item()) + 1 if values.numel() else 1
         for level, rows in enumerate(self.rows):
             part, ctx = values[start:start + rows], contexts[start:start + rows]
             start += rows
             if sample is not None and sample < all_rows:
                 count = max(1, math.ceil(sample * rows / all_rows))
                 idx = torch.randint(rows, (count,), device=values.device)
-                total = total + self.level_bits(level, part[idx], ctx[idx]).sum() * (rows / count)
+                bits = self.level_bits(level, part[idx], ctx[idx], span)
+                total = total + bits.sum() * (rows / count)
             else:
-                total = total + self.level_bits(level, part, ctx).sum()
+                total = total + self.level_bits(level, part, ctx, span).sum()
         return total

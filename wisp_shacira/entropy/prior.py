@@ -16,7 +16,7 @@ from torch import nn
 
 from wisp_shacira.entropy.bounds import lower_bound
 
-LIKELIHOOD_FLOOR = 1e-9
+_LIKELIHOOD_FLOOR = 1e-9
 
 
 class FactorizedPrior(nn.Module):
@@ -68,7 +68,7 @@ class FactorizedPrior(nn.Module):
         lower, upper = self._logits_cdf(torch.cat([x - 0.5, x + 0.5], dim=-1)).chunk(2, dim=-1)
         sign = -torch.sign(lower + upper).detach()
         lik = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
-        return lower_bound(lik.squeeze(1).t(), LIKELIHOOD_FLOOR)
+        return lower_bound(lik.squeeze(1).t(), _LIKELIHOOD_FLOOR)
 
     def bits(self, values: torch.Tensor) -> torch.Tensor:
         """Self-information ``-log2 P(values)`` in bits.

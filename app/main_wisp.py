@@ -7,8 +7,11 @@ Usage (on a CUDA machine with Kaolin and Kaolin-Wisp installed, see docs/wisp.md
 
 Arguments follow Wisp's config system: command line > YAML > defaults; ``--help``
 lists every option. After training, the compressed model is written as a ``.shac``
-file (``trainer.shac_path``, default ``<log dir>/model.shac``). Without Wisp
-installed, the script prints one ``error:`` line saying what to install and exits 2.
+file (``trainer.shac_path``, default ``<log dir>/model.shac``) that ``wisp-shacira
+render|lod|view|decode|info`` read without Wisp. Without Wisp, with torch < 2.0 or a
+Wisp older than ``main`` at 99639ae (v0.1.x, ``stable``, the SHACIRA fork), with a YAML
+of the paper's code or a constructor the app does not offer, the script prints one
+``error:`` line saying what was found and what is needed, and exits 2.
 """
 from __future__ import annotations
 

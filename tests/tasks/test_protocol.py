@@ -14,7 +14,9 @@ from wisp_shacira.tasks import TASKS, get_task
 from wisp_shacira.tasks.protocol import LodSource, LodTarget, PlanarSource, SceneSource, Task
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "v3_baf8633"
-FILES = {"image": "image.shac", "video": "video.shac", "nerf": "scene.shac"}
+FILES = {"image": GOLDEN / "image.shac", "video": GOLDEN / "video.shac",
+         "nerf": GOLDEN / "scene.shac",
+         "wisp_nerf": GOLDEN.parent / "wisp_nerf_v3_43c22df" / "scene.shac"}
 
 
 def test_every_registered_task_has_a_golden_file() -> None:
@@ -33,7 +35,7 @@ def test_task_implements_the_protocol(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_source_renders_every_lod_through_the_interface(name: str, tmp_path: Path) -> None:
-    stream = open_stream(GOLDEN / FILES[name])
+    stream = open_stream(FILES[name])
     source = open_source(stream)
     assert isinstance(source, LodSource) and source.num_levels == stream.num_levels
     assert isinstance(source, SceneSource if source.view == "scene" else PlanarSource)
@@ -41,7 +43,7 @@ def test_source_renders_every_lod_through_the_interface(name: str, tmp_path: Pat
     assert isinstance(target, LodTarget) and target.reference is None
     renders = [target.render(stream.model, lod) for lod in (1, stream.available)]
     assert renders[0].shape == renders[1].shape and not np.array_equal(*renders)
-    out = get_task(name).decode_output(GOLDEN / FILES[name], tmp_path / "frames")
+    out = get_task(name).decode_output(FILES[name], tmp_path / "frames")
     assert source.write(1, out).exists()
 
 

@@ -1,520 +1,301 @@
-"""The Kaolin-Wisp adapter (wisp_shacira.wisp).
-
-Most tests run against a fake, minimal ``wisp``/``kaolin``/``imgui`` injected into
-``sys.modules``: it mirrors the upstream interfaces the adapter uses (class
-hierarchy, ``NeuralRadianceField.prune``, the trainer's name-based parameter groups,
-the renderer/widget registries), so class creation, ``from_geometric``,
-``interpolate``, LOD, pruning, the trainer hooks and the GUI slider are exercised
-without a GPU. The last tests need the real Kaolin-Wisp and are skipped without it.
+"""The Kaolin-Wisp adapter against the test double of Wisp (``tests/wisp/double``): the
+app YAML parsed by the real tyro + hydra-zen, a Wisp-style training run through the
+real trainer lifecycle (warm-up, AMP scaler, ``MultiStepLR``, pruning, rate term), the
+export, and the file rendered without Wisp (in process and by ``wisp-shacira render``)
+matching the adapter's own model. The last tests need the real Kaolin-Wisp and CUDA.
 """
 from __future__ import annotations
 
 import dataclasses
-import inspect
+import json
+import subprocess
 import sys
-import types
-import typing
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from wisp_shacira.codec.model_io import read_shac
-from wisp_shacira.errors import ConfigError
+from wisp_shacira.errors import BitstreamError, ConfigError
+from wisp_shacira.resources import demo_data
 
-torch.set_num_threads(1)
-FAKE_ROOTS = ("wisp", "kaolin", "imgui")
-
-
-# --------------------------------------------------------------------------- fake wisp
-
-class BaseAS:
-    """Fake acceleration structure base."""
-
-
-class OctreeAS(BaseAS):
-    """Fake octree: the occupied cells of its finest level are ``points``."""
-
-    def __init__(self, points: torch.Tensor, max_level: int) -> None:
-        self.points, self.pyramid, self.max_level = points, None, max_level
-
-    @classmethod
-    def make_dense(cls, level: int) -> OctreeAS:
-        axis = torch.arange(2**level, dtype=torch.int16)
-        grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-        return cls(grid, level)
-
-    @classmethod
-    def from_quantized_points(cls, points: torch.Tensor, level: int) -> OctreeAS:
-        return cls(points, level)
+ROOT = Path(__file__).resolve().parents[2]
+YAML = ROOT / "configs" / "wisp" / "shacira_nerf.yaml"
+SMALL = ["--grid.num-lods=4", "--grid.codebook-bitwidth=10", "--grid.min-grid-res=4",
+         "--grid.max-grid-res=16", "--grid.latent-init=0.6", "--grid.prior-init-scale=4.0",
+         "--nef.hidden-dim=16", "--blas.level=3", "--tracer.num-steps=32",
+         "--dataset-transform.num-samples=64", "--trainer.max-epochs=2",
+         "--trainer.prune-every=5", "--trainer.target-sample-size=2048",
+         "--trainer.enable-amp=False", "--trainer.valid-every=-1", "--device=cpu",
+         "--interactive=False", "--trainer.lambda-start=0.01", "--trainer.lambda-end=0.001"]
 
 
-class BLASGrid(nn.Module):
-    def __init__(self, blas: BaseAS) -> None:
-        super().__init__()
-        self.blas = blas
-
-    def public_properties(self) -> dict:
-        return {"Acceleration Structure": self.blas}
-
-
-class HashGrid(BLASGrid):
-    """Upstream's constructor allocates a float codebook, which the adapter must skip."""
-
-    def __init__(self, blas: BaseAS, feature_dim: int, resolutions: list,
-                 multiscale_type: str = "sum", codebook_bitwidth: int = 8) -> None:
-        super().__init__(blas)
-        self.codebook = nn.Parameter(torch.zeros(sum(r**3 for r in resolutions), feature_dim))
-
-    @classmethod
-    def from_geometric(cls, blas: BaseAS, feature_dim: int, num_lods: int) -> HashGrid:
-        return cls(blas, feature_dim, [4] * num_lods)
-
-    def public_properties(self) -> dict:
-        return {**super().public_properties(), "Feature Dims": self.feature_dim,
-                "HashTable Size": f"2^{self.codebook_bitwidth}"}
+def parse(double, monkeypatch, tmp_path: Path, *extra: str):
+    """The app config of the shipped YAML on the demo scene, made small."""
+    argv = ["main_wisp.py", "--config", str(YAML), f"--dataset.dataset-path={demo_data('demo_scene')}",
+            f"--tracker.log-dir={tmp_path / 'logs'}", *SMALL, *extra]
+    monkeypatch.setattr(sys, "argv", argv)
+    from wisp.config import parse_config
+    return parse_config(double.app.ShaciraNeRFAppConfig, yaml_arg="--config")
 
 
-class NeuralRadianceField(nn.Module):
-    """Fake NeRF with upstream's ``rgba`` LOD default and ``prune`` logic (on CPU)."""
-
-    def __init__(self, grid: BLASGrid, prune_density_decay: float = 0.6,
-                 prune_min_density: float = -1.0) -> None:
-        super().__init__()
-        self.grid = grid
-        dim = grid.feature_dim * (grid.num_lods if grid.multiscale_type == "cat" else 1)
-        self.decoder_density = nn.Linear(dim, 16)
-        self.decoder_color = nn.Linear(16, 3)
-        self.prune_density_decay, self.prune_min_density = prune_density_decay, prune_min_density
-
-    def rgba(self, coords: torch.Tensor, ray_d: torch.Tensor | None = None,
-             lod_idx: int | None = None) -> dict:
-        if lod_idx is None:
-            lod_idx = len(self.grid.active_lods) - 1
-        feats = self.grid.interpolate(coords, lod_idx).reshape(coords.shape[0], -1)
-        feats = self.decoder_density(feats)
-        return {"rgb": torch.sigmoid(self.decoder_color(feats)),
-                "density": torch.relu(feats[:, :1])}
-
-    def prune(self) -> None:
-        if not isinstance(self.grid, HashGrid):
-            raise NotImplementedError(f"Pruning not implemented for grid type {self.grid}")
-        self.grid.occupancy = self.grid.occupancy * self.prune_density_decay
-        points = self.grid.dense_points
-        res = 2.0**self.grid.blas.max_level
-        samples = ((points.float() + torch.rand(points.shape[0], 3)) / res) * 2.0 - 1.0
-        with torch.no_grad():
-            density = self.rgba(samples)["density"]
-        self.grid.occupancy = torch.stack([density[:, 0], self.grid.occupancy], -1).max(dim=-1)[0]
-        kept = points[self.grid.occupancy > self.prune_min_density]
-        if kept.shape[0] > 0:
-            level = self.grid.blas.max_level
-            self.grid.blas = self.grid.blas.__class__.from_quantized_points(kept, level)
-
-
-class PackedRFTracer:
-    """Fake tracer: records the LOD it is asked for and returns one buffer per batch."""
-
-    def __init__(self) -> None:
-        self.lods: list = []
-
-    def __call__(self, nef: nn.Module, rays: list, lod_idx: int | None = None,
-                 **kwargs) -> FakeBuffer:
-        self.lods.append(lod_idx)
-        return FakeBuffer([len(rays)])
-
-
-class FakeBuffer:
-    def __init__(self, parts: list | None = None) -> None:
-        self.parts = parts or []
-
-    def __iadd__(self, other: FakeBuffer) -> FakeBuffer:
-        return FakeBuffer(self.parts + other.parts)
-
-    def reshape(self, *shape: int) -> FakeBuffer:
-        self.shape = shape
-        return self
-
-
-class FakeRays(list):
-    def split(self, size: int) -> list:
-        return [FakeRays(self[i:i + size]) for i in range(0, len(self), size)]
-
-
-class MultiviewTrainer:
-    """Fake trainer: upstream's name-based groups, pre-step/step/post-training cycle."""
-
-    def __init__(self, cfg, pipeline, tracker, iterations_per_epoch: int = 3) -> None:
-        self.cfg, self.pipeline, self.tracker = cfg, pipeline, tracker
-        self.epoch, self.iteration, self.iterations_per_epoch = 1, 0, iterations_per_epoch
-        self.max_epochs = 2
-        self.init_optimizer()
-
-    @property
-    def total_iterations(self) -> int:
-        return (self.epoch - 1) * self.iterations_per_epoch + self.iteration
-
-    @property
-    def max_iterations(self) -> int:
-        return self.max_epochs * self.iterations_per_epoch
-
-    def init_optimizer(self) -> None:
-        decoder, grid, rest = [], [], []
-        for name, param in self.pipeline.nef.named_parameters():
-            (decoder if "decoder" in name else grid if "grid" in name else rest).append(param)
-        lr = self.cfg.optimizer_lr
-        self.optimizer = torch.optim.Adam([
-            {"params": decoder, "lr": lr, "eps": 1e-15, "weight_decay": 1e-6},
-            {"params": grid, "eps": 1e-15, "lr": lr * self.cfg.grid_lr_weight},
-            {"params": rest, "eps": 1e-15, "lr": lr}])
-
-    def pre_step(self) -> None:
-        self.pre_steps = getattr(self, "pre_steps", 0) + 1
-
-    def step(self, data: dict) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        rgb = self.pipeline.nef.rgba(data["coords"])["rgb"]
-        torch.nn.functional.mse_loss(rgb, data["rgb"]).backward()
-        self.optimizer.step()
-
-    def log_console(self) -> None:
-        pass
-
-    def post_training(self) -> None:
-        self.post_trained = True
-
-
-@dataclasses.dataclass
-class ConfigMultiviewTrainer:
-    exp_name: str = "test"
-    optimizer_lr: float = 1e-3
-    grid_lr_weight: float = 100.0
-
-
-class NeuralRadianceFieldPackedRenderer:
-    """Fake of upstream's radiance renderer (state it keeps, refresh logic)."""
-
-    def __init__(self, nef: nn.Module, tracer: PackedRFTracer, batch_size: int = 2) -> None:
-        self.nef, self.tracer, self.batch_size = nef, tracer, batch_size
-        self.num_steps, self.raymarch_type = 8, "ray"
-        self.bg_color, self.channels = "black", {"rgb"}
-        self.render_res_x = self.output_width = 3
-        self.render_res_y = self.output_height = 2
-        self._last_state: dict = {}
-
-    def needs_refresh(self, payload, *args, **kwargs) -> bool:
-        return self._last_state.get("num_steps", 0) < self.num_steps
-
-    def post_render(self) -> None:
-        self._last_state["num_steps"] = self.num_steps
-
-
-class WidgetNeuralRadianceFieldRenderer:
-    def paint(self, state, renderer=None, *args, **kwargs) -> None:
-        self.painted = renderer
-
-
-def build_fake_modules(registry: dict) -> dict[str, types.ModuleType]:
-    """Module name -> fake module, for ``sys.modules``."""
-    def module(name: str, **attrs) -> types.ModuleType:
-        mod = types.ModuleType(name)
-        mod.__dict__.update(attrs)
-        return mod
-
-    def field_renderer(nef_type, tracer_type):
-        def register(cls):
-            registry[("renderer", nef_type.__name__, tracer_type.__name__)] = cls
-            return cls
-        return register
-
-    def widget(block):
-        def register(cls):
-            registry[("widget", block)] = cls
-            return cls
-        return register
-
-    def slider_int(label, value, min_value, max_value):
-        registry.setdefault("sliders", []).append((label, value, min_value, max_value))
-        return registry.pop("slider_answer", (False, value))
-
-    return {
-        "kaolin": module("kaolin"), "kaolin.ops": module("kaolin.ops"),
-        "kaolin.ops.spc": module("kaolin.ops.spc",
-                                 unbatched_get_level_points=lambda points, pyramid, level: points),
-        "wisp": module("wisp"), "wisp.models": module("wisp.models"),
-        "wisp.accelstructs": module("wisp.accelstructs", BaseAS=BaseAS, OctreeAS=OctreeAS),
-        "wisp.models.grids": module("wisp.models.grids", BLASGrid=BLASGrid, HashGrid=HashGrid),
-        "wisp.models.nefs": module("wisp.models.nefs", NeuralRadianceField=NeuralRadianceField),
-        "wisp.config": module("wisp.config", configure=dataclasses.dataclass),
-        "wisp.trainers": module("wisp.trainers", MultiviewTrainer=MultiviewTrainer,
-                                ConfigMultiviewTrainer=ConfigMultiviewTrainer),
-        "wisp.tracers": module("wisp.tracers", PackedRFTracer=PackedRFTracer),
-        "wisp.core": module("wisp.core", RenderBuffer=lambda hit=None: FakeBuffer(), Rays=FakeRays),
-        "wisp.framework": module("wisp.framework", WispState=object),
-        "wisp.renderer": module("wisp.renderer"),
-        "wisp.renderer.core": module("wisp.renderer.core"),
-        "wisp.renderer.core.api": module("wisp.renderer.core.api", FramePayload=object,
-                                         field_renderer=field_renderer),
-        "wisp.renderer.core.renderers": module(
-            "wisp.renderer.core.renderers",
-            NeuralRadianceFieldPackedRenderer=NeuralRadianceFieldPackedRenderer),
-        "wisp.renderer.gui": module(
-            "wisp.renderer.gui", widget=widget,
-            WidgetNeuralRadianceFieldRenderer=WidgetNeuralRadianceFieldRenderer),
-        "imgui": module("imgui", core=types.SimpleNamespace(slider_int=slider_int),
-                        text=lambda text: registry.setdefault("texts", []).append(text)),
-    }
-
-
-def _purge_adapter_modules() -> None:
-    for name in list(sys.modules):
-        if name == "wisp_shacira.wisp" or name.startswith("wisp_shacira.wisp."):
-            del sys.modules[name]
-    package = sys.modules.get("wisp_shacira")
-    if package is not None and hasattr(package, "wisp"):
-        delattr(package, "wisp")
+def build(double, cfg):
+    """Datasets, pipeline, tracker and trainer as ``app_support.run`` builds them."""
+    from wisp.framework import WispState
+    from wisp.trainers.tracker import Tracker
+    app = double.app
+    transform = app.instantiate_checked(cfg.dataset_transform)
+    train = app.instantiate_checked(cfg.dataset, transform=transform)
+    torch.manual_seed(0)
+    pipeline = app.build_pipeline(cfg, train)
+    tracker = Tracker(cfg=cfg.tracker, exp_name=cfg.trainer.exp_name, log_fname="run")
+    tracker.save_app_config(cfg)
+    return double.trainer.ShaciraMultiviewTrainer(
+        cfg=cfg.trainer, pipeline=pipeline, train_dataset=train, validation_dataset=None,
+        tracker=tracker, device=torch.device("cpu"), scene_state=WispState())
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    """Install the fake Wisp; yields a namespace with the registry and the adapter modules."""
-    registry: dict = {}
-    for name in [n for n in sys.modules if n.split(".")[0] in FAKE_ROOTS]:
-        monkeypatch.delitem(sys.modules, name)
-    for name, mod in build_fake_modules(registry).items():
-        monkeypatch.setitem(sys.modules, name, mod)
-    _purge_adapter_modules()
-    import wisp_shacira.wisp as adapter
-    import wisp_shacira.wisp.renderer as renderer
-    import wisp_shacira.wisp.trainer as trainer
-    yield types.SimpleNamespace(registry=registry, grid=adapter, trainer=trainer, renderer=renderer)
-    _purge_adapter_modules()
-
-
-def make_grid(fake, **overrides):
-    args = dict(feature_dim=2, num_lods=4, codebook_bitwidth=8, min_grid_res=2, max_grid_res=16,
-                latent_init=0.6, prior_init_scale=4.0)
-    args.update(overrides)
-    torch.manual_seed(0)
-    return fake.grid.ShaciraGrid.from_geometric(OctreeAS.make_dense(2), **args)
-
-
-# --------------------------------------------------------------------------- fake-wisp tests
-
-def test_import_without_wisp_raises_one_clear_import_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "wisp", None)  # as if Kaolin-Wisp were not installed
-    _purge_adapter_modules()
-    from wisp_shacira.fields.wisp_bridge import WispNotInstalled
-    try:
-        with pytest.raises(WispNotInstalled) as info:
-            import wisp_shacira.wisp  # noqa: F401
-    finally:
-        _purge_adapter_modules()
-    assert isinstance(info.value, ImportError)
-    assert "\n" not in str(info.value) and "kaolin-wisp" in str(info.value)
-    assert info.value.__cause__ is None and info.value.__suppress_context__
-
-
-
-def test_grid_is_a_wisp_hash_grid_without_codebook(fake):
-    grid = make_grid(fake)
-    assert isinstance(grid, HashGrid) and type(grid).__name__ == "ShaciraGrid"
-    assert not hasattr(grid, "codebook")
-    names = {name for name, _ in grid.named_parameters()}
-    assert "core.latents" in names and "core.decoder.weight" in names
-    assert any(name.startswith("core.prior.") for name in names)
-    assert (grid.num_lods, grid.max_lod, grid.active_lods) == (4, 3, [0, 1, 2, 3])
-    assert grid.resolutions == list(grid.core.layout.resolutions)
-    assert grid.feature_dim == 2 and grid.multiscale_type == "cat" and grid.codebook_bitwidth == 8
-    props = grid.public_properties()
-    assert props["Latent Dims"] == 1 and props["HashTable Size"] == "2^8"
-    assert "Acceleration Structure" in props and grid.name() == "SHACIRA Grid"
-
-
-def test_from_geometric_is_an_autoconfig_constructor(fake):
-    cls = fake.grid.ShaciraGrid
-    ctor = cls.from_geometric
-    hints = typing.get_type_hints(ctor)
-    assert hints["return"] is cls  # Wisp's gather_constructors test
-    assert inspect.getmodule(ctor).__dict__[ctor.__qualname__.split(".")[0]] is cls
-    configurable = {name: hint for name, hint in hints.items() if name not in ("return", "blas")}
-    assert configurable and all(hint in (int, float, str, bool) for hint in configurable.values())
-    params = inspect.signature(ctor).parameters
-    assert all(p.default is not inspect.Parameter.empty for n, p in params.items() if n != "blas")
-
-
-def test_from_geometric_rejects_bad_arguments(fake):
-    with pytest.raises(ConfigError, match="grid.multiscale_type"):
-        make_grid(fake, multiscale_type="max")
-    with pytest.raises(ConfigError, match="grid.max_grid_res"):
-        make_grid(fake, min_grid_res=32)
-
-
-def test_interpolate_shapes_and_lod(fake):
-    grid = make_grid(fake).eval()
-    with torch.no_grad():
-        grid.core.latents.uniform_(-3, 3)
-    coords = torch.rand(6, 5, 3) * 2 - 1
-    assert grid.interpolate(coords, None).shape == (6, 5, 8)
-    flat = grid.interpolate(coords.reshape(-1, 3), 3)
-    assert flat.shape == (30, 8)
-    assert torch.equal(flat, grid.interpolate(coords, None).reshape(30, 8))
-    lod0 = grid.interpolate(coords.reshape(-1, 3), 0).view(30, 4, 2)
-    assert torch.equal(lod0[:, 0], flat.view(30, 4, 2)[:, 0])
-    assert torch.count_nonzero(lod0[:, 1:]) == 0
-    summed = make_grid(fake, multiscale_type="sum")
-    assert summed.interpolate(coords, 1).shape == (6, 5, 2)
-
-
-def test_nerf_default_lod_uses_all_levels(fake):
-    grid = make_grid(fake).eval()
-    with torch.no_grad():
-        grid.core.latents.uniform_(-3, 3)
-    nef = NeuralRadianceField(grid)
-    coords = torch.rand(10, 3) * 2 - 1
-    finest = grid.interpolate(coords, len(grid.active_lods) - 1).view(10, 4, 2)[:, -1]
-    assert torch.count_nonzero(finest) > 0
-    assert torch.equal(nef.rgba(coords)["rgb"], nef.rgba(coords, lod_idx=3)["rgb"])
-
-
-def test_pruning_through_the_nerf(fake):
-    grid = make_grid(fake)
-    assert grid.dense_points.shape == (64, 3) and grid.num_cells == 64
-    assert grid.occupancy.shape == (64,)
-    nef = NeuralRadianceField(grid, prune_density_decay=0.5, prune_min_density=1e9)
-    nef.prune()  # nothing passes the threshold: the blas is kept
-    assert grid.blas.points.shape[0] == 64 and torch.all(grid.occupancy >= 0)
-    nef.prune_min_density = -1.0
-    nef.prune()
-    assert grid.blas.points.shape[0] == 64 and grid.blas is not None
-    grid.freeze()
-    assert not any(p.requires_grad for p in grid.core.parameters())
-
-
-def test_export_and_load(fake, tmp_path):
-    grid = make_grid(fake)
-    nef = NeuralRadianceField(grid)
-    path = tmp_path / "nerf.shac"
-    nbytes = grid.export(path, nef, {"nef": {"hidden_dim": 16}})
-    assert nbytes == path.stat().st_size
-    config = read_shac(path).config
-    assert config["task"] == "wisp_nerf" and config["wisp"]["multiscale_type"] == "cat"
-    coords = torch.rand(20, 3) * 2 - 1
-    expected = nef.eval().rgba(coords)["rgb"]
-    other_grid = make_grid(fake)
-    with torch.no_grad():
-        other_grid.core.latents.zero_()
-    other = NeuralRadianceField(other_grid).eval()
-    other_grid.load(path, other)
-    assert torch.equal(other.rgba(coords)["rgb"], expected)
-
-
-class FakeTracker:
-    def __init__(self, log_dir: Path, pretrained: str | None = None) -> None:
-        self.log_dir = str(log_dir)
-        self.app = {"nef": {"hidden_dim": 16, "grid": object()}, "pretrained": pretrained}
-
-    def get_app_config(self, as_dict: bool = False) -> dict:
-        return self.app
-
-
-def make_trainer(fake, tmp_path, grid, **cfg):
-    nef = NeuralRadianceField(grid)
-    pipeline = types.SimpleNamespace(nef=nef)
-    config = fake.trainer.ConfigShaciraTrainer(lambda_start=1e-2, lambda_end=1e-3, **cfg)
-    return fake.trainer.ShaciraMultiviewTrainer(config, pipeline, FakeTracker(tmp_path))
-
-
-def test_trainer_groups_rate_and_export(fake, tmp_path):
-    grid = make_grid(fake)
-    trainer = make_trainer(fake, tmp_path, grid, lr_prior=0.005)
-    groups = {g.get("name"): g for g in trainer.optimizer.param_groups}
-    assert groups["shacira_prior"]["lr"] == 0.005 and groups["shacira_prior"]["weight_decay"] == 0.0
-    assert groups["shacira_latents"]["params"] == [grid.core.latents]
-    data = {"coords": torch.rand(64, 3) * 2 - 1, "rgb": torch.rand(64, 3)}
+def trained(double, monkeypatch, tmp_path):
+    """A short Wisp-style training run and its exported file."""
+    cfg = parse(double, monkeypatch, tmp_path)
+    trainer = build(double, cfg)
+    grid = trainer.pipeline.nef.grid
     before = grid.core.latents.detach().clone()
-    for iteration in (1, 2):
-        trainer.iteration = iteration
-        trainer.pre_step()
-        assert grid.tau is not None
-        trainer.step(data)
-    assert trainer.pre_steps == 2
+    prunes = []
+    original_prune = trainer.pipeline.nef.prune
+    trainer.pipeline.nef.prune = lambda: prunes.append(trainer.total_iterations) or original_prune()
+    trainer.train()
+    return trainer, before, prunes, Path(trainer.tracker.log_dir) / "model.shac"
+
+
+def test_yaml_parses_into_the_adapter_configs(double, monkeypatch, tmp_path):
+    cfg = parse(double, monkeypatch, tmp_path)
+    assert type(cfg.grid).__name__ == "ConfigShaciraGridFromGeometric"
+    assert cfg.grid.num_lods == 4 and cfg.trainer.lr_latents == 0.02
+    assert type(cfg.trainer.optimizer).__name__ == "ConfigAdam"
+    assert cfg.trainer.optimizer.weight_decay == 1e-6 and cfg.trainer.scheduler is True
+
+
+def test_training_through_the_wisp_lifecycle(trained):
+    trainer, before, prunes, path = trained
+    grid = trainer.pipeline.nef.grid
+    assert trainer.rate_term is not None and trainer.rate_term.last_bits > 0
     assert not torch.equal(before, grid.core.latents)
-    points = torch.rand(16, 3) * 2 - 1
-    assert not torch.equal(grid.interpolate(points), grid.interpolate(points))  # soft rounding
-    grid.eval()                                        # evaluation rounds hard, tau or not
-    assert grid.tau is not None and torch.equal(grid.interpolate(points), grid.interpolate(points))
-    grid.train()
-    assert trainer.rate_term.last_bits > 0
-    trainer.post_training()
-    assert trainer.post_trained
-    model = read_shac(tmp_path / "model.shac")
-    assert model.config["wisp"]["nef"] == {"hidden_dim": 16}
+    assert prunes and all(step % 5 == 0 for step in prunes)
+    assert trainer.pipeline.tracer.lods and set(trainer.pipeline.tracer.lods) == {None}
+    assert trainer.tracker.torn_down and path.is_file()
+    groups = {g.get("name"): g for g in trainer.optimizer.param_groups}
+    for name in ("shacira_latents", "shacira_decoder", "shacira_prior"):
+        assert groups[name]["weight_decay"] == 0.0
+        assert groups[name]["lr"] == groups[name]["initial_lr"]      # never decayed
+    decoder_group = trainer.optimizer.param_groups[0]
+    assert decoder_group["weight_decay"] == 1e-6
+    assert len(trainer.optimizer.param_groups[1]["params"]) == 0     # the grid group is empty
 
 
-def test_trainer_refuses_to_overwrite_an_input(fake, tmp_path):
-    grid = make_grid(fake)
-    pretrained = tmp_path / "model.pth"
-    pretrained.write_bytes(b"weights")
-    trainer = make_trainer(fake, tmp_path, grid, shac_path=str(pretrained))
-    trainer.tracker.app["pretrained"] = str(pretrained)
-    with pytest.raises(ConfigError, match="refusing to overwrite"):
-        trainer.post_training()
-    assert pretrained.read_bytes() == b"weights"
+def test_scheduler_decays_wisp_groups_like_multisteplr_only(double, monkeypatch, tmp_path):
+    cfg = parse(double, monkeypatch, tmp_path)
+    trainer = build(double, cfg)
+    reference = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    total = len(trainer.train_dataset) * cfg.trainer.max_epochs
+    multistep = torch.optim.lr_scheduler.MultiStepLR(
+        reference, [total * m for m in cfg.trainer.scheduler_milestones], cfg.trainer.scheduler_gamma)
+    wisp_lr = trainer.optimizer.param_groups[0]["lr"]
+    for _ in range(total):
+        trainer.optimizer.step()
+        trainer.scheduler.step()
+        reference.step()
+        multistep.step()
+        groups = trainer.optimizer.param_groups
+        assert groups[0]["lr"] == pytest.approx(wisp_lr * reference.param_groups[0]["lr"])
+        assert groups[-1]["lr"] == groups[-1]["initial_lr"]
+    assert reference.param_groups[0]["lr"] < 0.1
 
 
-def test_trainer_leaves_other_grids_alone(fake, tmp_path):
-    class PlainGrid(HashGrid):
-        def __init__(self) -> None:
-            super().__init__(OctreeAS.make_dense(1), 2, [2, 4])
-            self.feature_dim, self.num_lods, self.multiscale_type = 2, 2, "cat"
+def test_clean_export_config(trained):
+    model = read_shac(trained[3])
+    config = model.config
 
-    trainer = make_trainer(fake, tmp_path, PlainGrid())
-    assert trainer.rate_term is None and len(trainer.optimizer.param_groups) == 3
-    trainer.post_training()
-    assert not (tmp_path / "model.shac").exists()
+    def keys(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield key
+                yield from keys(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from keys(value)
 
-
-def test_yaml_matches_the_constructor_and_trainer_config(fake):
-    import yaml
-    path = Path(__file__).resolve().parents[2] / "configs" / "wisp" / "shacira_nerf.yaml"
-    data = yaml.safe_load(path.read_text())
-    assert data["grid"]["constructor"] == "ShaciraGrid.from_geometric"
-    params = set(inspect.signature(fake.grid.ShaciraGrid.from_geometric).parameters) - {"blas"}
-    assert set(data["grid"]) - {"constructor"} == params
-    shacira_fields = ({f.name for f in dataclasses.fields(fake.trainer.ConfigShaciraTrainer)}
-                      - {f.name for f in dataclasses.fields(ConfigMultiviewTrainer)})
-    assert shacira_fields <= set(data["trainer"])
-    grid_args = {k: v for k, v in data["grid"].items() if k != "constructor"}
-    grid = fake.grid.ShaciraGrid.from_geometric(OctreeAS.make_dense(1), **grid_args)
-    assert grid.core.output_dim == 24 * 4
+    assert not [k for k in keys(config) if k.startswith("_")]
+    app = config["wisp"]["app"]
+    assert app["grid"]["constructor"] == "ShaciraGrid.from_geometric"
+    assert app["nef"]["hidden_dim"] == 16 and app["trainer"]["optimizer"]["constructor"] == "Adam"
+    assert config["nef"]["view_embedder"] == "positional" and config["wisp"]["format"] == 2
+    assert config["scene"]["name"] == "demo_scene" and config["tracer"]["num_samples"] == 32
 
 
-def test_renderer_passes_the_slider_lod(fake):
-    registry = fake.registry
-    renderer_cls = fake.renderer.ShaciraRadianceRenderer
-    assert registry[("renderer", "NeuralRadianceField", "PackedRFTracer")] is renderer_cls
-    widget_cls = registry[("widget", renderer_cls)]
-    grid = make_grid(fake)
-    tracer = PackedRFTracer()
-    renderer = renderer_cls(NeuralRadianceField(grid), tracer, batch_size=2)
-    renderer.render(FakeRays(range(5)))
-    assert tracer.lods == [None, None, None]
-    renderer.post_render()
-    assert not renderer.needs_refresh(None)
+class WispQuery:
+    """The adapter's in-memory Wisp nef as the project tracer's field (``lod`` = levels)."""
 
-    widget = widget_cls()
-    registry["slider_answer"] = (True, 1)
-    widget.paint(None, renderer)
-    assert registry["sliders"][-1][1:] == (3, 0, 3) and widget.painted is renderer
-    assert renderer.lod_idx == 1 and renderer.needs_refresh(None)
+    def __init__(self, nef, lod):
+        self.nef, self.lod_idx = nef, None if lod is None else lod - 1
+
+    def __call__(self, points, dirs):
+        out = self.nef.rgba(points, dirs, self.lod_idx)
+        return out["density"][:, 0], out["rgb"]
+
+    def density(self, points):
+        return self(points, torch.zeros_like(points))[0]
+
+
+def adapter_render(trainer, meta, lod, c2w, intr, height, width):
+    """What the adapter's model renders with this package's tracer and occupancy rebuild."""
+    from wisp_shacira.tasks import nerf_eval
+    nef = trainer.pipeline.nef.eval()
+    query = WispQuery(nef, lod)
+    holder = torch.nn.Module()
+    holder.p = torch.nn.Parameter(torch.zeros(1))
+    holder.query = lambda lod_: query
+    occ = meta["occupancy"]
+    occupancy = nerf_eval.rebuild_occupancy(holder, occ["resolution"], occ["subsamples"],
+                                            occ["threshold"], lod)
+    from wisp_shacira.render.tracer import Tracer, TracerConfig
+    from wisp_shacira.config import build_config
+    model = nerf_eval.SceneModel(holder, Tracer(build_config(TracerConfig, meta["tracer"])),
+                                 occupancy, meta, lod)
+    return nerf_eval.render_views(model, c2w, intr, height, width)
+
+
+@pytest.mark.parametrize("lod", [None, 2])
+def test_rebuilt_field_matches_the_adapter(trained, lod):
+    from wisp_shacira.tasks.nerf_eval import scene_field
+    trainer, _, _, path = trained
+    field, _ = scene_field(read_shac(path), str(path))
+    nef = trainer.pipeline.nef.eval()
+    points = torch.rand(300, 3) * 2 - 1
+    dirs = torch.nn.functional.normalize(torch.randn(300, 3), dim=-1)
+    want = nef.rgba(points, dirs, None if lod is None else lod - 1)
+    with torch.no_grad():
+        sigma, rgb = field.query(lod)(points, dirs)
+    assert torch.equal(rgb, want["rgb"]) and torch.equal(sigma, want["density"][:, 0])
+
+
+def test_wisp_shacira_render_matches_the_adapter(trained, tmp_path):
+    trainer, _, _, path = trained
+    meta = read_shac(path).config
+    poses_file = demo_data("demo_scene") / "transforms_test.json"
+    from wisp_shacira.tasks.nerf_poses import read_poses
+    poses = read_poses(poses_file, meta)
+    keep = [0, 1]
+    with torch.no_grad():
+        want = adapter_render(trainer, meta, None, poses.c2w[keep], poses.intrinsics[keep],
+                              poses.height, poses.width)
+    out = tmp_path / "renders"
+    subset = tmp_path / "poses.json"
+    doc = json.loads(poses_file.read_text())
+    doc["frames"] = doc["frames"][:2]
+    for frame in doc["frames"]:
+        frame["file_path"] = str((poses_file.parent / frame["file_path"]).resolve())
+    subset.write_text(json.dumps(doc))
+    result = subprocess.run([sys.executable, "-m", "wisp_shacira.cli.main", "render", str(path),
+                             "--poses", str(subset), "-o", str(out), "--device", "cpu"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    from PIL import Image
+    got = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(out.glob("*.png"))])
+    assert got.shape == want.shape and np.array_equal(got, want)
+
+
+def test_lod_view_and_decode_sources(trained, tmp_path):
+    from wisp_shacira.lod import open_source, open_stream
+    from wisp_shacira.tasks import get_task
+    path = trained[3]
+    stream = open_stream(path)
+    source = open_source(stream)
+    assert source.view == "scene" and source.num_levels == 4
+    c2w, intr = source.default_view()
+    views = [source.render(lod, c2w, intr, 16, 16) for lod in (1, 4)]
+    assert views[0].shape == (1, 16, 16, 3) and not np.array_equal(*views)
+    target = get_task("wisp_nerf").lod_target(stream.model, stream.name, None, None, None)
+    assert target.render(stream.model, 2).shape[-1] == 3
+
+
+def test_export_refuses_an_unrebuildable_nef(double, monkeypatch, tmp_path):
+    cfg = parse(double, monkeypatch, tmp_path, "--nef.layer-type=spectral_norm")
+    with pytest.raises(ConfigError, match="spectral_norm"):
+        build(double, cfg)
+
+
+def test_baseline_yaml_runs_wisps_hash_grid(double, monkeypatch, tmp_path):
+    yaml_path = ROOT / "configs" / "wisp" / "hash_nerf.yaml"
+    argv = ["main_wisp.py", "--config", str(yaml_path),
+            f"--dataset.dataset-path={demo_data('demo_scene')}", f"--tracker.log-dir={tmp_path}",
+            "--grid.num-lods=4", "--grid.codebook-bitwidth=10", "--grid.min-grid-res=4",
+            "--grid.max-grid-res=16", "--nef.hidden-dim=16", "--blas.level=3",
+            "--tracer.num-steps=32", "--dataset-transform.num-samples=64",
+            "--trainer.max-epochs=1", "--trainer.enable-amp=False", "--trainer.valid-every=-1",
+            "--device=cpu", "--interactive=False"]
+    monkeypatch.setattr(sys, "argv", argv)
+    seen = []
+    trainer_cls = double.trainer.ShaciraMultiviewTrainer
+    original = trainer_cls.post_training
+    monkeypatch.setattr(trainer_cls, "post_training",
+                        lambda self: seen.append(self) or original(self))
+    double.app.main()
+    from wisp.models.grids import HashGrid
+    (trainer,) = seen
+    grid = trainer.pipeline.nef.grid
+    assert type(grid) is HashGrid and trainer.rate_term is None
+    assert trainer.total_iterations >= trainer.max_iterations   # Wisp counts the StopIteration call
+    assert not list(Path(tmp_path).rglob("model.shac"))     # no SHACIRA export for Wisp's grid
+
+
+def test_pretrained_shac_of_another_task_is_one_line(double, monkeypatch, tmp_path, random_image_shac):
+    image = random_image_shac(tmp_path / "image.shac", 8, 8)
+    cfg = parse(double, monkeypatch, tmp_path, f"--pretrained={image}")
+    with pytest.raises(BitstreamError, match="holds a 'image' model"):
+        build(double, cfg)
+
+
+def test_yaml_with_an_uninstalled_grid_or_paper_keys_is_refused(double, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(YAML.read_text().replace("'ShaciraGrid.from_geometric'", "'LatentGrid'"))
+    with pytest.raises(ConfigError, match="grid.constructor 'LatentGrid' is not available"):
+        double.app.check_yaml(str(bad))
+    paper = tmp_path / "paper.yaml"
+    paper.write_text("parent: 'nerf_base.yaml'\ngrid:\n  grid_type: 'LatentGrid'\n")
+    with pytest.raises(ConfigError, match="official SHACIRA code"):
+        double.app.check_yaml(str(paper))
+
+
+def test_renderer_lifecycle_and_slider(double, trained):
+    from wisp.core import Rays
+    from wisp.renderer.core.api import REGISTERED, Camera, FramePayload
+    from wisp.renderer.gui import WIDGETS
+    trainer = trained[0]
+    renderer_cls = double.renderer.ShaciraRadianceRenderer
+    assert REGISTERED["NeuralRadianceField"]["PackedRFTracer"] is renderer_cls
+    nef, tracer = trainer.pipeline.nef, trainer.pipeline.tracer
+    renderer = renderer_cls(nef, tracer, batch_size=5)
+    payload = FramePayload(Camera(4, 3), 4, 3, {"rgb"})
+    renderer.pre_render(payload)
     tracer.lods.clear()
-    renderer.render(FakeRays(range(2)))
-    assert tracer.lods == [1]
-    registry["slider_answer"] = (True, 3)
+    rays = Rays(torch.zeros(12, 3) + torch.tensor([0.0, 0.0, 3.0]),
+                torch.nn.functional.normalize(torch.randn(12, 3) * 0.1 + torch.tensor([0.0, 0.0, -1.0]), dim=-1),
+                0.0, 6.0)
+    rb = renderer.render(rays)
+    assert rb.rgb.shape == (3, 4, 3) and tracer.lods == [None, None, None]
+    renderer.post_render()
+    assert not renderer.needs_refresh(payload)
+    widget = WIDGETS[renderer_cls]()
+    double.imgui.ANSWERS.append((True, 1))
     widget.paint(None, renderer)
-    assert renderer.lod_idx is None
+    assert double.imgui.SLIDERS[-1][1:] == (3, 0, 3) and widget.painted is renderer
+    assert renderer.lod_idx == 1 and renderer.needs_refresh(payload)
+    tracer.lods.clear()
+    renderer.render(rays)
+    assert tracer.lods == [1, 1, 1]
 
 
 # --------------------------------------------------------------------------- real Kaolin-Wisp
@@ -524,7 +305,8 @@ def _real_wisp():
     pytest.importorskip("wisp")
     if not torch.cuda.is_available():
         pytest.skip("Kaolin-Wisp needs CUDA")
-    _purge_adapter_modules()
+    from conftest import purge
+    purge()
     import wisp_shacira.wisp as adapter
     return adapter
 
@@ -550,8 +332,19 @@ def test_real_wisp_app_config_parses(monkeypatch):
     _real_wisp()
     from wisp.config import parse_config
     from wisp_shacira.wisp.app_support import ShaciraNeRFAppConfig
-    yaml_path = Path(__file__).resolve().parents[2] / "configs" / "wisp" / "shacira_nerf.yaml"
-    monkeypatch.setattr(sys, "argv", ["main_wisp.py", "--config", str(yaml_path)])
+    monkeypatch.setattr(sys, "argv", ["main_wisp.py", "--config", str(YAML)])
     cfg = parse_config(ShaciraNeRFAppConfig, yaml_arg="--config")
     assert type(cfg.grid).__name__ == "ConfigShaciraGridFromGeometric"
     assert cfg.grid.num_lods == 24 and cfg.trainer.lr_latents == 0.02
+    assert dataclasses.is_dataclass(cfg)
+
+
+@pytest.mark.parametrize("name", ["shacira_nerf.yaml", "hash_nerf.yaml", "paper_lego.yaml",
+                                  "paper_rtmv_v8.yaml"])
+def test_shipped_yamls_parse(double, monkeypatch, name):
+    path = ROOT / "configs" / "wisp" / name
+    double.app.check_yaml(str(path))
+    monkeypatch.setattr(sys, "argv", ["main_wisp.py", "--config", str(path)])
+    from wisp.config import parse_config
+    cfg = parse_config(double.app.ShaciraNeRFAppConfig, yaml_arg="--config")
+    assert cfg.trainer.exp_name and cfg.grid.num_lods in (20, 24)

@@ -265,11 +265,11 @@ def test_export_and_load_round_trip(core, tmp_path):
     heads = wb.heads_of(nef)
     assert set(heads) == {"decoder_density", "decoder_color", "extra"}
     path = tmp_path / "scene.shac"
-    wisp_config = {"multiscale_type": "cat", "nef": {"hidden_dim": 16}}
-    nbytes = wb.export_wisp_nerf(core, heads, path, wisp_config)
+    sections = {"wisp": {"multiscale_type": "cat"}, "nef": {"hidden_dim": 16}}
+    nbytes = wb.export_wisp_nerf(core, heads, path, sections)
     assert nbytes == path.stat().st_size
     model = read_shac(path)
-    assert model.config["task"] == wb.WISP_TASK and model.config["wisp"]["nef"]["hidden_dim"] == 16
+    assert model.config["task"] == wb.WISP_TASK and model.config["nef"]["hidden_dim"] == 16
     coords = torch.rand(50, 3) * 2 - 1
     expected = nef.decoder_density(wb.interpolate_wisp(core, coords, None, "cat"))
 
@@ -285,9 +285,11 @@ def test_export_and_load_round_trip(core, tmp_path):
         wb.load_wisp_nerf(path, wrong, wb.heads_of(FakeNef(wrong)))
 
 
-def test_json_scalars():
-    values = {"a": 1, "b": "x", "c": (1, 2.0), "d": object(), "e": None, "f": [object()]}
-    assert wb.json_scalars(values) == {"a": 1, "b": "x", "c": [1, 2.0], "e": None}
+@pytest.mark.parametrize("total,fired", [(300, 3), (30, 2), (10, 2), (3, 0)])
+def test_wisp_lr_factor_fires_on_whole_milestones_only(total, fired):
+    milestones = [total * m for m in (0.5, 0.75, 0.9)]       # as Wisp's init_optimizer
+    assert wb.wisp_lr_factor(total, milestones, 0.5) == 0.5**fired
+    assert wb.wisp_lr_factor(0, milestones, 0.5) == 1.0
 
 
 def test_user_error_cause_unwraps_wrappers():

@@ -15,6 +15,10 @@ Wisp subclasses delegate to it. Wisp conventions handled here:
   are named ``grid.core.latents``, ``grid.core.decoder.*``, ``grid.core.prior.*``;
   ``train.rate.refine_param_groups`` then moves them into groups of their own with
   the SHACIRA learning rates and no weight decay (the prior must never decay).
+* versions: :func:`torch_problem` and :func:`wisp_version_error` word the one-line
+  errors of the adapter's version gates (torch >= 2.0; Wisp ``main`` with ``wisp.config``).
+* exports: :func:`user_config` keeps only the user's own values of a Wisp (hydra-zen)
+  config: no ``_target_``, ``_zen_*``, ``_convert_``, ``__ctor_name__`` ... keys.
 * rate: ``train.rate.RateTerm`` adds ``lambda * bits / entries`` to the gradients
   just before each optimiser step (an optimiser step pre-hook), whatever form of loss
   and loss scaling the Wisp trainer version uses; the quantisation phase it returns
@@ -25,15 +29,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Literal
+import re
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from wisp_shacira.codec.model_io import ShacModel, read_shac, write_shac
 from wisp_shacira.config import require
-from wisp_shacira.errors import BitstreamError, ShaciraError
+from wisp_shacira.errors import BitstreamError, ConfigError, MissingExtraError, ShaciraError
 from wisp_shacira.fields.base import CompressedField
+from wisp_shacira.fields.wisp_nerf import (MULTISCALE_TYPES, WispNefConfig, WispRadianceField,
+                                           wisp_coords_to_unit)
 from wisp_shacira.grid.shacira_grid import GridConfig, ShaciraGrid
 
 WISP_INSTALL_HINT = (
@@ -44,16 +51,53 @@ WISP_INSTALL_HINT = (
     "requirements.txt -r requirements_app.txt; python setup.py develop); see docs/wisp.md"
 )
 WISP_TASK = "wisp_nerf"
-MULTISCALE_TYPES = ("cat", "sum")
+WISP_FILE_FORMAT = 2
+"""Version of the ``wisp`` section of a ``wisp_nerf`` file. 1 (no ``format`` key): the
+adapter before the rebuild (nef arguments only, no scene); 2: nef architecture, tracer,
+occupancy, scene and camera sections, renderable without Wisp."""
+MIN_TORCH = (2, 0)
+WISP_MAIN_NEEDED = ("Kaolin-Wisp main from commit 99639ae (2023-05-22, the wisp.config + "
+                    "trainer-config era) or later")
+WISP_YAML_NEEDED = ("Kaolin-Wisp main from commit ad6af84 (2023-08-01) or later, whose "
+                    "ConfigMultiviewTrainer has rgb_loss_type and rgb_loss_denom")
 
 
-class WispNotInstalled(ImportError):
+class WispNotInstalled(MissingExtraError):
     """Kaolin-Wisp (or Kaolin) cannot be imported; the message says what to install."""
+
+
+class WispVersionError(WispNotInstalled):
+    """torch or Kaolin-Wisp is installed in a version the adapter does not support."""
 
 
 def wisp_not_installed(exc: BaseException) -> WispNotInstalled:
     """The error to raise when importing Wisp failed with ``exc``: install steps + cause."""
-    return WispNotInstalled(f"{WISP_INSTALL_HINT} (import failed: {exc})")
+    cause = str(exc).replace("\n", " ")
+    return WispNotInstalled(f"{WISP_INSTALL_HINT} (import failed: {cause})")
+
+
+def torch_problem(version: str) -> str | None:
+    """Why torch ``version`` (``torch.__version__``) cannot run the adapter, or None.
+
+    ``RateTerm.attach`` needs ``Optimizer.register_step_pre_hook`` (torch 2.0) and
+    ``torch.load(weights_only=...)`` needs torch 1.13.
+    """
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if match is None:
+        return f"cannot read the torch version {version!r}"
+    if (int(match.group(1)), int(match.group(2))) >= MIN_TORCH:
+        return None
+    return (f"found torch {version}; the Kaolin-Wisp adapter needs torch >= "
+            f"{MIN_TORCH[0]}.{MIN_TORCH[1]} (optimizer step pre-hooks): install a torch >= 2.0 "
+            f"build with its matching kaolin wheel (see docs/wisp.md)")
+
+
+def wisp_version_error(found: str, needed: str, detail: str = "") -> WispVersionError:
+    """The one-line error of a Wisp that lacks what the adapter uses."""
+    extra = f" ({detail})" if detail else ""
+    return WispVersionError(f"found {found}{extra}; the SHACIRA adapter needs {needed}: "
+                            f"git clone https://github.com/NVIDIAGameWorks/kaolin-wisp and "
+                            f"install its main branch (see docs/wisp.md)")
 
 
 def user_error_cause(exc: BaseException) -> ShaciraError | None:
@@ -93,17 +137,6 @@ def grid_config_from_wisp(feature_dim: int, num_lods: int, codebook_bitwidth: in
                       log2_table_size=codebook_bitwidth, feature_dim=feature_dim,
                       latent_dim=latent_dim, latent_init=latent_init, compressed=True,
                       prior_init_scale=prior_init_scale, latent_step=latent_step or None)
-
-
-def wisp_coords_to_unit(coords: torch.Tensor) -> torch.Tensor:
-    """Flatten Wisp points and map them to our domain.
-
-    Args:
-        coords: [..., 3] in [-1, 1] (Wisp's normalised scene box).
-    Returns:
-        [N, 3] float32 in [0, 1] (points outside are clamped later by the grid).
-    """
-    return (coords.reshape(-1, coords.shape[-1]).float() + 1.0) * 0.5
 
 
 def core_lod(lod_idx: int | None, num_levels: int) -> int | None:
@@ -147,6 +180,16 @@ def lod_from_slider(value: int, num_levels: int) -> int | None:
     return None if value >= num_levels - 1 else max(0, value)
 
 
+def wisp_lr_factor(step: int, milestones: list[float], gamma: float) -> float:
+    """The factor Wisp's ``MultiStepLR`` has applied to its groups' learning rates after
+    ``step`` scheduler steps: ``gamma`` per milestone reached. Wisp's milestones are
+    ``len(train_dataset) * max_epochs * (0.5, 0.75, 0.9)``, floats; ``MultiStepLR`` decays
+    when its step count *equals* one, so a milestone that is not a whole number never
+    fires (e.g. 100 * 3 * 0.75 = 225.0 fires, 10 * 3 * 0.75 = 22.5 does not)."""
+    reached = sum(1 for m in milestones if float(m).is_integer() and m <= step)
+    return gamma ** reached
+
+
 def wisp_param_group(name: str) -> Literal["decoder", "grid", "rest"]:
     """The group Wisp's ``BaseTrainer.init_optimizer`` puts a nef parameter in, by name."""
     if "decoder" in name:
@@ -168,20 +211,81 @@ def heads_of(nef: nn.Module) -> nn.ModuleDict:
     return nn.ModuleDict({name: child for name, child in nef.named_children() if name != "grid"})
 
 
-def json_scalars(values: dict) -> dict:
-    """The JSON-storable entries (str, int, float, bool, None, tuples of those) of a mapping."""
-    scalar = (str, int, float, bool, type(None))
-    out = {}
-    for key, value in values.items():
-        if isinstance(value, scalar):
-            out[str(key)] = value
-        elif isinstance(value, (tuple, list)) and all(isinstance(v, scalar) for v in value):
-            out[str(key)] = list(value)
-    return out
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def user_config(values: Any) -> Any:
+    """The user's own values of a Wisp config (``Tracker.get_app_config(as_dict=True)``):
+    mappings without keys that start with ``_`` (hydra-zen's ``_target_``, ``_zen_target``,
+    ``_zen_exclude``, ``_zen_partial``, ``_partial_``, ``_convert_``, ``__ctor_name__``,
+    ...), except that ``__ctor_name__`` is kept as ``constructor`` (the YAML's key);
+    tuples become lists; values that are not JSON scalars (objects) are dropped.
+    """
+    if isinstance(values, dict):
+        out: dict[str, Any] = {}
+        ctor = values.get("__ctor_name__")
+        if isinstance(ctor, str):
+            out["constructor"] = ctor
+        for key, value in values.items():
+            if str(key).startswith("_"):
+                continue
+            kept = user_config(value)
+            if kept is not _DROP:
+                out[str(key)] = kept
+        return out
+    if isinstance(values, (list, tuple)):
+        items = [user_config(v) for v in values]
+        return _DROP if any(item is _DROP for item in items) else items
+    return values if isinstance(values, _SCALARS) else _DROP
+
+
+_DROP = object()
+
+
+def nef_config_of(nef: nn.Module) -> WispNefConfig:
+    """The architecture of a Wisp ``NeuralRadianceField`` (from its attributes).
+
+    Raises:
+        ConfigError: ``nef`` is not a Wisp radiance field, or has parts that cannot be
+            stored and rebuilt without Wisp (``tcnn`` embedders, spectral norm).
+    """
+    needed = ("pos_embedder_type", "view_embedder_type", "activation_type", "layer_type",
+              "hidden_dim", "num_layers", "bias")
+    missing = [name for name in needed if not hasattr(nef, name)]
+    if missing:
+        raise ConfigError(f"{type(nef).__name__} is not Wisp's NeuralRadianceField (no "
+                          f"{missing[0]}): its .shac file could not be rendered without Wisp")
+    pos, view = getattr(nef, "pos_embedder", None), getattr(nef, "view_embedder", None)
+    cfg = WispNefConfig(
+        pos_embedder=nef.pos_embedder_type, view_embedder=nef.view_embedder_type,
+        pos_multires=int(getattr(pos, "num_freq", 10)),
+        view_multires=int(getattr(view, "num_freq", 4)),
+        position_input=bool(getattr(pos, "include_input", pos is not None)),
+        activation_type=nef.activation_type, layer_type=nef.layer_type,
+        hidden_dim=int(nef.hidden_dim), num_layers=int(nef.num_layers), bias=bool(nef.bias))
+    cfg.check()
+    return cfg
+
+
+def check_rebuildable(grid_config: GridConfig, nef_cfg: WispNefConfig, multiscale_type: str,
+                      nef_heads: nn.Module) -> None:
+    """The pure-PyTorch rebuild has exactly the parameters of the Wisp nef's heads.
+
+    Raises:
+        ConfigError: names or shapes differ (the first difference is named).
+    """
+    with torch.device("meta"):
+        probe = WispRadianceField(grid_config, nef_cfg, multiscale_type).heads
+    want = {k: tuple(p.shape) for k, p in probe.named_parameters()}
+    have = {k: tuple(p.shape) for k, p in nef_heads.named_parameters()}
+    for key in sorted(set(want) | set(have)):
+        if want.get(key) != have.get(key):
+            raise ConfigError(f"the nef's parameter {key} ({have.get(key)}) differs from Wisp's "
+                              f"NeuralRadianceField rebuilt from {nef_cfg} ({want.get(key)})")
 
 
 def export_wisp_nerf(core: ShaciraGrid, nef_heads: nn.Module, path: str | os.PathLike,
-                     wisp_config: dict | None = None, precision: int = 16) -> int:
+                     sections: dict, precision: int = 16) -> int:
     """Write a Wisp-trained radiance field as a ``.shac`` file (atomically).
 
     Rounds the head weights to their file precision and hardens the latents in place
@@ -189,14 +293,15 @@ def export_wisp_nerf(core: ShaciraGrid, nef_heads: nn.Module, path: str | os.Pat
 
     Args:
         nef_heads: every learned module of the nef except the grid (see :func:`heads_of`).
-        wisp_config: JSON-storable description of the Wisp side (multiscale type, nef args).
+        sections: the CONFIG besides ``task`` and ``grid`` (JSON-storable): ``nef``,
+            ``wisp``, ``tracer``, ``occupancy``, ``scene``, ``camera`` (see
+            ``tasks.wisp_nerf``).
     Returns:
         The file size in bytes.
     """
     field_ = WispNerfExport(core, nef_heads)
     field_.round_weights()
-    config = {"task": WISP_TASK, "grid": dataclasses.asdict(core.config),
-              "wisp": dict(wisp_config or {})}
+    config = {"task": WISP_TASK, "grid": dataclasses.asdict(core.config), **sections}
     return write_shac(path, field_.to_shac_model(config, precision), precision)
 
 
@@ -225,8 +330,10 @@ def load_wisp_nerf(path: str | os.PathLike, core: ShaciraGrid, nef_heads: nn.Mod
 
 
 __all__ = [
-    "WISP_INSTALL_HINT", "WISP_TASK", "WispNotInstalled", "core_lod", "export_wisp_nerf",
-    "grid_config_from_wisp", "grid_config_of_file", "heads_of", "interpolate_wisp",
-    "json_scalars", "load_wisp_nerf", "lod_from_slider", "user_error_cause",
-    "wisp_coords_to_unit", "wisp_not_installed", "wisp_param_group", "WispNerfExport",
+    "MIN_TORCH", "MULTISCALE_TYPES", "WISP_FILE_FORMAT", "WISP_INSTALL_HINT", "WISP_MAIN_NEEDED",
+    "WISP_TASK", "WISP_YAML_NEEDED", "WispNotInstalled", "WispVersionError", "check_rebuildable",
+    "core_lod", "export_wisp_nerf", "grid_config_from_wisp", "grid_config_of_file", "heads_of",
+    "interpolate_wisp", "load_wisp_nerf", "lod_from_slider", "nef_config_of", "torch_problem",
+    "user_config", "user_error_cause", "wisp_coords_to_unit", "wisp_not_installed",
+    "wisp_lr_factor", "wisp_param_group", "wisp_version_error", "WispNerfExport",
 ]

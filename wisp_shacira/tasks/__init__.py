@@ -16,6 +16,7 @@ TASKS: dict[str, str] = {
     "image": "wisp_shacira.tasks.image",
     "video": "wisp_shacira.tasks.video",
     "nerf": "wisp_shacira.tasks.nerf",
+    "wisp_nerf": "wisp_shacira.tasks.wisp_nerf",
 }
 
 

@@ -213,11 +213,8 @@ def _build_field(meta: dict, name: str) -> RadianceField:
     return RadianceField(grid_cfg, nef_cfg)
 
 
-def scene_field(model: ShacModel, name: str, views: int = 1) -> tuple[RadianceField,
-                                                                      SceneFileConfig]:
-    """The radiance field of a decoded scene file, after checking its configuration, its
-    weights and the memory of rendering ``views`` views."""
-    cfg = parse_file_config(SceneFileConfig, model, name)
+def check_render_limits(cfg: SceneFileConfig, name: str) -> None:
+    """Decoder bounds of the tracer and occupancy sections of a scene file."""
     limits.require_in(cfg.tracer.num_samples, 1, limits.MAX_TRACER_SAMPLES, "tracer.num_samples",
                       name)
     limits.require_in(cfg.tracer.chunk_size, 1, limits.MAX_TRACER_CHUNK, "tracer.chunk_size", name)
@@ -225,6 +222,18 @@ def scene_field(model: ShacModel, name: str, views: int = 1) -> tuple[RadianceFi
     points = (cfg.occupancy.resolution * cfg.occupancy.subsamples) ** 3
     limits.require_in(points, 1, limits.MAX_OCCUPANCY_POINTS,
                       "occupancy points (resolution x subsamples)^3", name)
+
+
+def scene_field(model: ShacModel, name: str, views: int = 1) -> tuple[RadianceField,
+                                                                      SceneFileConfig]:
+    """The radiance field of a decoded scene file, after checking its configuration, its
+    weights and the memory of rendering ``views`` views (a Kaolin-Wisp scene's field is
+    built by ``tasks.wisp_nerf``)."""
+    if model.config.get("task") == "wisp_nerf":
+        from wisp_shacira.tasks.wisp_nerf import wisp_scene_field
+        return wisp_scene_field(model, name, views)
+    cfg = parse_file_config(SceneFileConfig, model, name)
+    check_render_limits(cfg, name)
     field = build_field(lambda: RadianceField(cfg.grid, cfg.nef), model, name,
                         lambda probe: scene_bytes(probe, cfg, views),
                         f"{views} views of {cfg.scene.width}x{cfg.scene.height}")

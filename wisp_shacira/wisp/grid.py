@@ -129,11 +129,15 @@ class ShaciraGrid(HashGrid):
                            "Soft Rounding": "off (STE)" if tau is None else f"tau={tau:.3f}"})
         return properties
 
-    def export(self, path: str | os.PathLike, nef: nn.Module,
-               wisp_config: dict | None = None) -> int:
-        """Write this grid and the nef's other modules to a ``.shac`` file; returns its bytes."""
-        config = {"multiscale_type": self.multiscale_type, **(wisp_config or {})}
-        return export_wisp_nerf(self.core, heads_of(nef), path, config)
+    def export(self, path: str | os.PathLike, nef: nn.Module, sections: dict) -> int:
+        """Write this grid and the nef's other modules to a ``.shac`` file; returns its bytes.
+
+        Args:
+            sections: the file's other CONFIG sections, from
+                ``wisp_shacira.tasks.wisp_nerf.file_sections`` (what
+                ``ShaciraMultiviewTrainer.export_shac`` passes).
+        """
+        return export_wisp_nerf(self.core, heads_of(nef), path, sections)
 
     def load(self, path: str | os.PathLike, nef: nn.Module) -> ShacModel:
         """Load a file written by :meth:`export` into this grid and ``nef``'s modules."""

@@ -7,7 +7,13 @@ With a :class:`~wisp_shacira.wisp.grid.ShaciraGrid` in the pipeline it
 * sets the soft-rounding temperature before every step and adds
   ``lambda * bits / entries`` to the gradients of Wisp's loss (an optimiser step
   pre-hook, so it works with and without AMP loss scaling);
-* writes the compressed model as a ``.shac`` file when training ends.
+* keeps Wisp's ``MultiStepLR`` (``trainer.scheduler: True``) off the SHACIRA groups:
+  Wisp's own groups still decay by ``scheduler_gamma`` at its milestones, the SHACIRA
+  learning rates stay constant (as in the official SHACIRA code, which has no step
+  schedule);
+* checks before training that the nef can be stored and rebuilt without Wisp, and
+  writes the compressed model as a ``.shac`` file when training ends (task
+  ``wisp_nerf``, readable by ``wisp-shacira render|lod|view|decode|info``).
 
 With any other grid it behaves exactly like ``MultiviewTrainer``.
 This module deliberately avoids ``from __future__ import annotations``: Wisp's
@@ -15,15 +21,20 @@ config system reads the dataclass annotations at runtime.
 """
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
+import torch
 from wisp.config import configure
 from wisp.trainers import ConfigMultiviewTrainer, MultiviewTrainer
 
-from wisp_shacira.fields.wisp_bridge import json_scalars
+from wisp_shacira.errors import ShaciraError
+from wisp_shacira.fields.wisp_bridge import (check_rebuildable, heads_of, nef_config_of,
+                                             user_config, wisp_lr_factor)
 from wisp_shacira.train.rate import (RateTerm, ShaciraLearningRates, refine_param_groups,
                                      schedule_config)
 from wisp_shacira.tasks.common import check_not_input
+from wisp_shacira.tasks.nerf_config import NerfDatasetConfig
+from wisp_shacira.tasks.wisp_nerf import default_scene_sections, file_sections, scene_sections
 from wisp_shacira.wisp.grid import ShaciraGrid
 
 log = logging.getLogger(__name__)
@@ -67,11 +78,16 @@ class ShaciraMultiviewTrainer(MultiviewTrainer):
         return grid if isinstance(grid, ShaciraGrid) else None
 
     def init_optimizer(self) -> None:
-        """Wisp's groups, then the SHACIRA groups and the rate pre-step hook."""
+        """Wisp's groups, then the SHACIRA groups, the rate pre-step hook and a scheduler
+        that leaves the SHACIRA groups alone."""
         super().init_optimizer()
         grid = self.shacira_grid()
         if grid is None:
             return
+        nef = self.pipeline.nef
+        check_rebuildable(grid.core.config, nef_config_of(nef), grid.multiscale_type,
+                          heads_of(nef))
+        wisp_groups = len(self.optimizer.param_groups)
         lrs = ShaciraLearningRates(latents=self.cfg.lr_latents,
                                    latent_decoder=self.cfg.lr_latent_decoder,
                                    prior=self.cfg.lr_prior)
@@ -81,6 +97,21 @@ class ShaciraMultiviewTrainer(MultiviewTrainer):
                                    self.cfg.tau_end, self.cfg.rate_sample)
         self.rate_term = RateTerm(grid.core, schedule)
         self.rate_term.attach(self.optimizer)
+        if self.cfg.scheduler:
+            self.scheduler = self._shacira_scheduler(wisp_groups)
+
+    def _shacira_scheduler(self, wisp_groups: int) -> torch.optim.lr_scheduler.LambdaLR:
+        """Wisp's ``MultiStepLR`` for its own groups (same milestones, gamma and firing
+        rule, see ``wisp_lr_factor``), constant learning rates for the SHACIRA groups."""
+        milestones = list(self.scheduler.milestones.elements())
+        gamma = self.cfg.scheduler_gamma
+
+        def wisp_factor(step: int) -> float:
+            return wisp_lr_factor(step, milestones, gamma)
+
+        factors = [wisp_factor] * wisp_groups
+        factors += [lambda step: 1.0] * (len(self.optimizer.param_groups) - wisp_groups)
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factors)
 
     def pre_step(self) -> None:
         """Set this step's temperature before Wisp's pre-step logic (pruning) and forward pass."""
@@ -110,10 +141,32 @@ class ShaciraMultiviewTrainer(MultiviewTrainer):
             raise ValueError("export_shac needs a pipeline whose grid is a ShaciraGrid")
         default = Path(self.tracker.log_dir) / "model.shac"
         path = Path(self.cfg.shac_path) if self.cfg.shac_path else default
-        app_config = self.tracker.get_app_config(as_dict=True) or {}
+        app_config = user_config(self.tracker.get_app_config(as_dict=True) or {})
         pretrained = app_config.get("pretrained")
         check_not_input(path, [Path(pretrained)] if pretrained else [])
-        nef_args = json_scalars(app_config.get("nef") or {})
-        nbytes = grid.export(path, self.pipeline.nef, {"nef": nef_args})
+        tracer = self.pipeline.tracer
+        bg_color = [float(c) for c in torch.as_tensor(tracer.bg_color).flatten()[:3]]
+        sections = file_sections(nef_config_of(self.pipeline.nef), grid.multiscale_type,
+                                 app_config, tuple(bg_color), int(tracer.num_steps),
+                                 self._scene_sections(app_config.get("dataset") or {}))
+        nbytes = grid.export(path, self.pipeline.nef, sections)
         log.info("wrote %s: %d bytes", path, nbytes)
         return path
+
+    def _scene_sections(self, dataset: dict[str, Any]) -> dict:
+        """The file's ``scene`` and ``camera`` from the dataset Wisp trained on; Wisp's
+        NeRF-synthetic defaults (with a warning) when that folder cannot be read."""
+        ctor = str(dataset.get("constructor", ""))
+        mip = int(dataset.get("mip", 0) or 0)
+        try:
+            cfg = NerfDatasetConfig(path=str(dataset.get("dataset_path", "")), mip=mip,
+                                    format="rtmv" if "RTMV" in ctor else "blender",
+                                    bg_color=tuple(dataset.get("bg_color", (1.0, 1.0, 1.0))))
+            cfg.check()
+            return scene_sections(cfg)
+        except (ShaciraError, OSError, TypeError, ValueError) as exc:
+            height, width = (int(v) for v in getattr(self.train_dataset, "img_shape", (800, 800))[:2])
+            log.warning("could not read the scene folder for the .shac camera (%s); the file "
+                        "records Wisp's NeRF-synthetic defaults for a %dx%d view", exc, width,
+                        height)
+            return default_scene_sections(str(self.cfg.exp_name), height, width, mip)

@@ -1,0 +1,1 @@
+"""``wisp.models`` (test double)."""

@@ -1,0 +1,1 @@
+"""``wisp.renderer`` (test double)."""

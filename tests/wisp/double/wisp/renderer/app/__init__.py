@@ -1,0 +1,1 @@
+"""``wisp.renderer.app`` (test double)."""

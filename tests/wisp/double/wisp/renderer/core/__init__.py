@@ -1,0 +1,1 @@
+"""``wisp.renderer.core`` (test double)."""

@@ -44,8 +44,10 @@ class ImageField(CompressedField):
                          channels)
 
     def forward(self, coords: torch.Tensor | None, lod: int | None = None,
-                tau: float | None = None, plan: EncodingPlan | None = None) -> torch.Tensor:
+                tau: float | None = None, plan: EncodingPlan | None = None,
+                table: torch.Tensor | None = None) -> torch.Tensor:
         """Colours at ``coords: [N, 2]`` (x, y) in [0, 1] (None when ``plan`` holds them),
         using the first ``lod`` levels (None = all) in quantisation phase ``tau`` (None at
-        evaluation); returns [N, channels], unclamped."""
-        return self.heads(self.grid.interpolate(coords, lod, tau, plan))
+        evaluation), with ``table`` the grid's decoded table when the caller computed it
+        once for several calls; returns [N, channels], unclamped."""
+        return self.heads(self.grid.interpolate(coords, lod, tau, plan, table))

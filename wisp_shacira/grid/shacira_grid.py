@@ -23,6 +23,7 @@ from wisp_shacira.config import require
 from wisp_shacira.entropy.context import ContextPrior
 from wisp_shacira.entropy.prior import FactorizedPrior
 from wisp_shacira.grid.fast import EncodingPlan, encode
+from wisp_shacira.grid.gathered import encode_gathered, worth_gathering
 from wisp_shacira.grid.hashing import GridLayout, make_layout
 from wisp_shacira.grid.quantize import quantize
 
@@ -86,6 +87,10 @@ class GridConfig:
                 f"grid.latent_step must be > 0 (or null), got {self.latent_step}")
         require(self.latent_step is None or self.decoder_init is None,
                 "grid.latent_step and grid.decoder_init exclude each other; set one")
+
+
+_BITS_CHUNK = 1 << 20
+"""Rows scored at once by :meth:`ShaciraGrid.model_bits` (bounded memory on large tables)."""
 
 
 def check_lod(lod: int | None, num_levels: int) -> None:
@@ -196,8 +201,16 @@ class ShaciraGrid(nn.Module):
                 (then ``tau`` is not used).
         Returns:
             [N, L * F].
+
+        When training (gradients on) a compressed grid with a batch that reads fewer
+        corners than the table holds, only the looked-up latents are rounded and decoded
+        (:mod:`~wisp_shacira.grid.gathered`); the result is the same function.
         """
         check_lod(lod, self.num_levels)
+        if (table is None and plan is None and coords is not None and self.config.compressed
+                and torch.is_grad_enabled() and worth_gathering(self.layout, coords.shape[0])):
+            active = self.num_levels if lod is None else lod
+            return encode_gathered(self.latents, self.decoder, coords, self.layout, active, tau)
         table = self.decoded_table(tau) if table is None else table
         return encode(table, coords, self.layout, lod, plan)
 
@@ -235,7 +248,8 @@ class ShaciraGrid(nn.Module):
         rounded = torch.round(self.latents)
         if isinstance(self.prior, ContextPrior):
             return float(self.prior.bits(rounded, self.prior.contexts(rounded)))
-        return float(self.prior.bits(rounded).sum())
+        return float(sum(self.prior.bits(part).sum(dtype=torch.float64)
+                         for part in rounded.split(_BITS_CHUNK)))
 
     @torch.no_grad()
     def integer_latents(self) -> list[np.ndarray]:

@@ -145,7 +145,7 @@ def test_extras_and_core() -> None:
     project = _pyproject()["project"]
     core = {re.split(r"[<>=!~ ;\[]", r)[0] for r in project["dependencies"]}
     assert core == {"torch", "numpy", "constriction", "PyYAML", "tqdm", "pypng", "imageio",
-                    "Pillow"}
+                    "Pillow", "tifffile"}
     assert "torch>=2.1,<2.15" in project["dependencies"]
     assert "constriction>=0.5,<0.6" in project["dependencies"]
     extras = project["optional-dependencies"]

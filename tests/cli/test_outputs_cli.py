@@ -66,7 +66,7 @@ def test_wrong_suffix_is_refused_before_any_work(image_shac: Path, video_shac: P
                                                  scene_dir: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture) -> None:
-    for target in ("wisp_shacira.tasks.image.decode_pixels",
+    for target in ("wisp_shacira.tasks.image.decode_field",
                    "wisp_shacira.tasks.video.decode_frames",
                    "wisp_shacira.tasks.nerf.load_any_model", "wisp_shacira.lod.open_stream",
                    "wisp_shacira.cli.render.load_any_model", "wisp_shacira.lod_report.analyse"):
@@ -132,7 +132,7 @@ def test_read_only_outputs_need_force(image_shac: Path, video_shac: Path, export
         ["render", str(exported[0]), "--poses", poses, "-o", str(tmp_path / "views")],
     ]
     with monkeypatch.context() as patch:
-        for target in ("wisp_shacira.tasks.image.decode_pixels",
+        for target in ("wisp_shacira.tasks.image.decode_field",
                        "wisp_shacira.tasks.video.decode_frames",
                        "wisp_shacira.lod_report.analyse", "wisp_shacira.cli.render.render_views"):
             patch.setattr(target, _fail)

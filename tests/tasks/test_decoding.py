@@ -19,6 +19,7 @@ from wisp_shacira.codec.container import pack_sections, unpack_sections
 from wisp_shacira.codec.model_io import (KIND_LEVEL, KIND_TABLES, _pack_tables, _pack_weights,
                                          decode_model, encode_model)
 from wisp_shacira.codec.tables import build_table
+from wisp_shacira.datasets.image import load_image
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "v3_baf8633"
 SMALL_LIMIT = "256M"
@@ -106,7 +107,6 @@ def test_a_configuration_that_is_no_mapping(config: object, tmp_path: Path,
 
 
 @pytest.mark.parametrize("task, key, value, what", [
-    ("image", None, {"height": 20000, "width": 20000}, "20000x20000x3 image"),
     ("video", "video", {"num_frames": 10**6}, "1000000 frames"),
     ("scene", "scene", {"height": 100000}, "1 views of 16x100000"),
 ])
@@ -119,6 +119,20 @@ def test_outputs_too_large_for_the_memory_limit(task: str, key: str | None, valu
     err = _decode(data, tmp_path, capsys)
     assert "decoding needs about" in err and "256.0 MiB" in err and "--max-memory" in err
     assert what in err or task == "scene"
+
+
+def test_a_huge_image_decodes_by_tiles_and_its_whole_image_uses_are_bounded(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WISP_SHACIRA_MAX_MEMORY", SMALL_LIMIT)
+    path = tmp_path / "huge.shac"
+    path.write_bytes(_with_config("image", lambda c: c["image"].update(height=20000, width=20000)))
+    assert main(["decode", str(path), "-o", str(tmp_path / "r.png"), "--region", "100,200,64,48"]) == 0
+    assert load_image(tmp_path / "r.png").pixels.shape == (48, 64, 3)
+    capsys.readouterr()
+    assert main(["lod", str(path), "-o", str(tmp_path / "lod")]) == 2
+    err = capsys.readouterr().err
+    assert "decoding needs about" in err and "whole 20000x20000 image" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.shac", "r.png"]
 
 
 def _sections(task: str = "image") -> list[tuple[int, bytes]]:
@@ -235,7 +249,7 @@ def test_hostile_sizes_are_refused_before_allocating(tmp_path: Path) -> None:
     """With the address space capped at 1 GiB above what the imports use, every hostile
     file is refused by the size checks (exit 2), never by a failed allocation."""
     cases = {
-        "image_20000": _with_config("image", lambda c: c["image"].update(height=20000, width=20000)),
+        "image_2e20": _with_config("image", lambda c: c["image"].update(height=2**20, width=2**20)),
         "rows_2e29": _tables(2, rows=2**29),
         "video_1e6_frames": _with_config("video", lambda c: c["video"].update(
             num_frames=10**6, height=1080, width=1920)),
@@ -253,7 +267,9 @@ def test_hostile_sizes_are_refused_before_allocating(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [2] * len(paths)
     assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr
-    assert result.stderr.count("decoding needs about") == len(paths), result.stderr
+    assert result.stderr.count("decoding needs about") == len(paths) - 1, result.stderr
+    assert "the decoded image needs up to 3.0 TiB on disk" in result.stderr  # decoded by tiles
+    assert not any(Path(p[:-5] + "_out").exists() for p in paths)
 
 
 @pytest.mark.parametrize("task, section", [("image", "image"), ("video", "video")])

@@ -48,7 +48,7 @@ def cmd_lod(args: argparse.Namespace) -> None:
     inputs = [source] + [Path(p) for p in (args.reference, args.poses) if p]
     for target in targets:
         check_not_input(target, inputs)
-        check_writable(target, args.force)
+        check_writable(target, args.force, create=False)
     report = analyse(source, Path(args.reference) if args.reference else None,
                      Path(args.poses) if args.poses else None, args.views)
     if report.warning:

@@ -21,9 +21,10 @@ from wisp_shacira.cli.options import (add_force, add_max_memory, apply_max_memor
 from wisp_shacira.tasks.report import format_table
 from wisp_shacira.codec.limits import ENV_MAX_MEMORY
 from wisp_shacira.codec.model_io import read_shac, section_summary
-from wisp_shacira.errors import ShaciraError
+from wisp_shacira.errors import ConfigError, ShaciraError
 from wisp_shacira.tasks import get_task
 from wisp_shacira.tasks.common import prepare_decode_output
+from wisp_shacira.tasks.image_tiles import parse_region
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -50,6 +51,8 @@ def cmd_decode(args: argparse.Namespace) -> None:
     task = get_task(name)
     check_max_lod(source, args.max_lod, header.num_levels)
     prepare_decode_output(task, source, output, args.force)
+    if args.partial and (args.region is not None or args.downscale is not None):
+        raise ConfigError("--region and --downscale decode a whole file; drop --partial")
     if args.partial:
         from wisp_shacira.lod import decode_partial
         out, stream = decode_partial(source, output, args.max_lod, force=args.force)
@@ -57,8 +60,19 @@ def cmd_decode(args: argparse.Namespace) -> None:
             print(f"warning: {stream.warning()}", file=sys.stderr)
         print(f"wrote {out} (LOD {stream.available} of {stream.num_levels})")
         return
-    out = task.decode(source, output, max_lod=args.max_lod, force=args.force)
+    out = task.decode(source, output, max_lod=args.max_lod, force=args.force,
+                      **_window_options(args, task.name))
     print(f"wrote {out}")
+
+
+def _window_options(args: argparse.Namespace, task: str) -> dict:
+    """``--region`` / ``--downscale`` as keyword arguments of the image decoder."""
+    if args.region is None and args.downscale is None:
+        return {}
+    if task != "image":
+        raise ConfigError(f"--region and --downscale are for images; {args.file} holds a {task}")
+    return {"region": None if args.region is None else parse_region(args.region),
+            "downscale": 1 if args.downscale is None else args.downscale}
 
 
 EXTRA_COMMANDS: list[str] = [
@@ -74,13 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("file")
     add_max_memory(info)
     info.set_defaults(func=cmd_info)
-    dec = sub.add_parser("decode", help="decode a .shac file (image -> PNG, video -> MP4/frames)")
+    dec = sub.add_parser("decode", help="decode a .shac file (image -> PNG/TIFF, video -> MP4/frames)")
     dec.add_argument("file")
     dec.add_argument("-o", "--output", required=True, help="output file or folder")
     dec.add_argument("--max-lod", type=int, default=None,
                      help="decode levels 0..N-1 only (N in 1..levels of the file)")
     dec.add_argument("--partial", action="store_true",
                      help="accept a truncated/damaged stream: decode the levels it fully holds")
+    dec.add_argument("--region", default=None, metavar="X,Y,W,H",
+                     help="images: decode only this window (pixels; x, y of its top-left corner)")
+    dec.add_argument("--downscale", type=int, default=None, metavar="S",
+                     help="images: every S-th pixel (pixel S//2 of each SxS block): a preview")
     add_force(dec)
     add_max_memory(dec)
     dec.set_defaults(func=cmd_decode)

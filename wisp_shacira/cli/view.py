@@ -5,8 +5,10 @@ Usage::
     wisp-shacira view FILE.shac [--host 127.0.0.1] [--port 8080]
 
 Serves a viser page: an LOD slider with the bytes that LOD needs and the render
-time; images get zoom and pan, videos a frame slider, scenes an orbit camera
-rendered by the tracer. On a remote machine, forward the port
+time; images and videos get a log2 zoom from the whole picture to single pixels, pan
+by half a view, a centre in image pixels and click-to-centre (only the visible window
+is evaluated; images pick the LOD from the zoom with "Auto LOD", coarse levels when
+zoomed out), videos a frame slider, scenes an orbit camera rendered by the tracer. On a remote machine, forward the port
 (``ssh -L 8080:localhost:8080 HOST``) and open http://localhost:8080. Ctrl-C stops.
 A truncated or damaged file shows the levels it fully holds. On a CPU shared with
 other work, ``OMP_NUM_THREADS=1`` keeps scene frames fast (small tensor ops lose

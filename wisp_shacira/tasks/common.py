@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import torch
 
 from wisp_shacira.codec.model_io import encode_model, level_payload_bytes
-from wisp_shacira.errors import ConfigError, OutputError
+from wisp_shacira.errors import ConfigError
 from wisp_shacira.fields.base import CompressedField
 from wisp_shacira.outputs import check_writable, remove_stale_temporaries, write_atomic
 
@@ -40,22 +40,6 @@ def prepare_output_dir(out_dir: Path) -> Path:
     return out_dir
 
 
-def image_output(source: Path, out: Path) -> Path:
-    """The PNG a decoded image is written to: ``out`` ending in .png, or a folder that
-    gets ``NAME.png``.
-
-    Raises:
-        OutputError: ``out`` has another suffix.
-    """
-    out = Path(out)
-    if out.is_dir() or not out.suffix:
-        return out / f"{Path(source).stem}.png"
-    if out.suffix.lower() != ".png":
-        raise OutputError(f"{out}: an image decodes to PNG; the output must end in .png "
-                          f"or name a folder")
-    return out
-
-
 def prepare_decode_output(task: Any, source: Path, out: Path, force: bool = False) -> Path:
     """Before any decoding: the output path of ``task.decode_output`` (a
     :class:`~wisp_shacira.tasks.protocol.Task`), checked not to be the input and to be
@@ -63,7 +47,7 @@ def prepare_decode_output(task: Any, source: Path, out: Path, force: bool = Fals
     check_not_input(Path(out), [Path(source)])
     target = task.decode_output(Path(source), Path(out))
     check_not_input(target, [Path(source)])
-    return check_writable(target, force)
+    return check_writable(target, force, create=False)
 
 
 def check_not_input(out: Path, inputs: list[Path]) -> None:

@@ -15,23 +15,30 @@ from typing import Literal
 import numpy as np
 import torch
 
-from wisp_shacira.codec.limits import MAX_IMAGE_SIDE
+from wisp_shacira.codec.limits import check_memory
 from wisp_shacira.codec.model_io import ShacModel, read_shac
 from wisp_shacira.config import require
 from wisp_shacira.datasets.image import ImageData, encode_png, list_images, load_image
-from wisp_shacira.errors import BitstreamError, ConfigError, DataError
+from wisp_shacira.datasets.large_image import read_header
+from wisp_shacira.datasets.tiled_output import TIFF_OUTPUT_SUFFIXES
+from wisp_shacira.errors import ConfigError, DataError, OutputError
 from wisp_shacira.fields.image import ImageField, ImageNefConfig
 from wisp_shacira.grid.fast import build_plan
 from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.metrics import mean_metric, psnr, ssim
 from wisp_shacira.outputs import write_atomic
 from wisp_shacira.resources import demo_data
+from wisp_shacira.tasks import image_large
+from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output, prepare_output_dir,
+                                       seed_everything, tensorboard_writer, timed, write_json,
+                                       write_model)
+from wisp_shacira.tasks.decoding import EVAL_CHUNK, parse_file_config
+from wisp_shacira.tasks.image_file import (ImageFileConfig, ImageMeta, decode_field,
+                                           field_from_model, file_config)
+from wisp_shacira.tasks.image_large import default_suffix, use_out_of_core
+from wisp_shacira.tasks.image_tiles import DEFAULT_TILE, Window, render_window, write_window
 from wisp_shacira.tasks.protocol import LodTarget, TaskSpec
 from wisp_shacira.tasks.report import format_table, latent_rate_lines, rate_control_lines
-from wisp_shacira.tasks.decoding import EVAL_CHUNK, build_field, eval_bytes, parse_file_config
-from wisp_shacira.tasks.common import (check_not_input, image_output, prepare_decode_output,
-                                       prepare_output_dir, seed_everything, tensorboard_writer,
-                                       timed, write_json, write_model)
 from wisp_shacira.train.config import TrainerConfig
 from wisp_shacira.train.rate_control import (RateSearch, file_size_probe, fit_to_target,
                                              pass_label, rate_target)
@@ -46,9 +53,22 @@ class ImageDatasetConfig:
 
     Attributes:
         path: an image file or a folder of images; None = the bundled demo image.
+        out_of_core: ``auto`` | ``always`` | ``never``: train on random pixel batches of
+            8/16-bit pixels kept in memory or memory-mapped, and decode and measure tile
+            by tile (auto: above 16 Mpixels, or when the in-memory path would not
+            precompute its plans). PNG, TIFF/BigTIFF and JPEG are read by strip or tile.
+        tile: tile side of the out-of-core path (reading, metrics, output), 16..8192.
+        cache_dir: where a cache of the pixels goes when they do not fit in memory
+            (None = the output folder).
     """
 
     path: str | None = None
+    out_of_core: Literal["auto", "always", "never"] = "auto"
+    tile: int = DEFAULT_TILE
+    cache_dir: str | None = None
+
+    def check(self) -> None:
+        require(16 <= self.tile <= 8192, f"dataset.tile must be in 16..8192, got {self.tile}")
 
 
 @dataclass
@@ -167,59 +187,9 @@ def _fit(image: ImageData, cfg: AppConfig, device: torch.device,
                          lambda field_: field_, config, target, what)
 
 
-def file_config(cfg: AppConfig, image: ImageData) -> dict:
-    """What the ``.shac`` CONFIG section records for an image."""
-    return {"task": "image", "grid": dataclasses.asdict(cfg.grid), "nef": dataclasses.asdict(cfg.nef),
-            "image": {"name": image.name, "height": image.height, "width": image.width,
-                      "channels": image.channels, "bit_depth": image.bit_depth}}
-
-
-@dataclass
-class ImageMeta:
-    """The ``image`` section of an image file's CONFIG."""
-
-    name: str
-    height: int
-    width: int
-    channels: int
-    bit_depth: int
-
-    def check(self) -> None:
-        require(1 <= self.height <= MAX_IMAGE_SIDE and 1 <= self.width <= MAX_IMAGE_SIDE,
-                f"image size {self.width}x{self.height} outside 1..{MAX_IMAGE_SIDE}")
-        require(1 <= self.channels <= 4, f"image.channels must be 1..4, got {self.channels}")
-        require(self.bit_depth in (8, 16), f"image.bit_depth must be 8 or 16, got {self.bit_depth}")
-
-
-@dataclass
-class ImageFileConfig:
-    """The CONFIG section of an image ``.shac`` file (see :func:`file_config`)."""
-
-    task: Literal["image"]
-    grid: GridConfig
-    nef: ImageNefConfig
-    image: ImageMeta
-
-
-def render_bytes(field_: ImageField, meta: ImageMeta) -> float:
-    """Memory of :func:`render` plus quantisation and PNG encoding (an upper estimate)."""
-    pixels = meta.height * meta.width
-    return pixels * (24 + 24 * meta.channels) + eval_bytes(field_, EVAL_CHUNK)
-
-
-def field_from_model(model: ShacModel, name: str) -> tuple[ImageField, ImageMeta]:
-    """Rebuild an image field and its metadata from a decoded ``.shac`` model, after
-    checking the file's configuration, weights and the memory of a full decode."""
-    cfg = parse_file_config(ImageFileConfig, model, name)
-    field_ = build_field(lambda: ImageField(cfg.grid, cfg.nef, cfg.image.channels), model, name,
-                         lambda probe: render_bytes(probe, cfg.image),
-                         f"a {cfg.image.width}x{cfg.image.height}x{cfg.image.channels} image")
-    return field_, cfg.image
-
-
 def decode_pixels(path: Path, max_lod: int | None = None, partial: bool = False
                   ) -> tuple[np.ndarray, ImageMeta, ShacModel]:
-    """Decode an image ``.shac`` file.
+    """Decode an image ``.shac`` file whole.
 
     Args:
         max_lod: use the first ``max_lod`` levels only (None = all).
@@ -227,26 +197,54 @@ def decode_pixels(path: Path, max_lod: int | None = None, partial: bool = False
     Returns:
         ([H, W, C] float32 in [0, 1] quantised to the bit depth, image metadata, model).
     """
-    model = read_shac(path, max_lod=max_lod, partial=partial)
-    if len(model.levels) == 0:
-        raise BitstreamError(f"{path}: no complete latent level to decode "
-                             f"({model.problem or 'none requested'})")
-    field_, meta = field_from_model(model, str(path))
+    field_, meta, model = decode_field(path, max_lod, partial)
     pixels = render(field_, meta.height, meta.width, len(model.levels))
     return _quantized(pixels, meta.bit_depth), meta, model
 
 
-def decode(path: Path, out: Path, max_lod: int | None = None, *, force: bool = False) -> Path:
-    """``wisp-shacira decode`` for images: write the reconstruction as PNG (``out`` ending
-    in .png, or a folder that gets ``NAME.png``); ``force`` replaces a read-only output."""
+def decode(path: Path, out: Path, max_lod: int | None = None, *, force: bool = False,
+           region: tuple[int, int, int, int] | None = None, downscale: int = 1) -> Path:
+    """``wisp-shacira decode`` for images: write the reconstruction (``out``: a .png,
+    .tif or .tiff file, or a folder that gets ``NAME.png``, or ``NAME.tif`` for a large
+    image), rendered tile by tile; ``region`` (x, y, width, height) and ``downscale``
+    (every S-th pixel, see :class:`~wisp_shacira.tasks.image_tiles.Window`) select the
+    pixels; ``force`` replaces a read-only output."""
     out = prepare_decode_output(TASK, Path(path), Path(out), force)
-    pixels, meta, _ = decode_pixels(path, max_lod)
-    write_atomic(out, encode_png(pixels, meta.bit_depth), force=force)
+    header = read_shac(path, max_lod=0, partial=True)
+    meta = parse_file_config(ImageFileConfig, header, str(path)).image
+    x, y, width, height = region if region is not None else (0, 0, meta.width, meta.height)
+    window = Window(x, y, width, height, downscale)
+    window.check(meta.width, meta.height)
+    field_, meta, model = decode_field(path, max_lod, pixels=DEFAULT_TILE * DEFAULT_TILE)
+    return write_window(field_, (meta.width, meta.height), meta.channels, meta.bit_depth,
+                        window, len(model.levels), out, force=force)
+
+
+def decode_output(source: Path, out: Path) -> Path:
+    """The file ``decode`` writes for ``out``: a .png/.tif/.tiff file as named, or in a
+    folder ``NAME.png`` (``NAME.tif`` above 64 Mpixels).
+
+    Raises:
+        OutputError: another suffix.
+    """
+    out = Path(out)
+    if out.is_dir() or not out.suffix:
+        meta = parse_file_config(ImageFileConfig, read_shac(source, max_lod=0, partial=True),
+                                 str(source)).image
+        return out / f"{Path(source).stem}{default_suffix(meta.height, meta.width)}"
+    if out.suffix.lower() not in (".png", *TIFF_OUTPUT_SUFFIXES):
+        raise OutputError(f"{out}: an image decodes to PNG or TIFF; the output must end in "
+                          ".png, .tif or .tiff, or name a folder")
     return out
 
 
 def compress_one(image_path: Path, cfg: AppConfig, out_dir: Path, writer=None) -> dict:
-    """Train, export, decode and measure one image; returns its metrics."""
+    """Train, export, decode and measure one image; returns its metrics (the
+    out-of-core path for large images, see :mod:`~wisp_shacira.tasks.image_large`)."""
+    header = read_header(image_path)
+    if use_out_of_core(cfg.dataset.out_of_core, header.height, header.width, cfg.grid,
+                       PLAN_LIMIT):
+        return image_large.compress(image_path, cfg, out_dir, writer)
     image = load_image(image_path)
     shac_path, png_path = out_dir / f"{image.name}.shac", out_dir / f"{image.name}.png"
     check_not_input(shac_path, [image_path])
@@ -302,23 +300,36 @@ class ImageSource:
     view = "planar"
 
     def __init__(self, model: ShacModel, name: str) -> None:
-        self.field, meta = field_from_model(model, name)
+        self.name = name
+        self.field, meta = field_from_model(model, name, pixels=DEFAULT_TILE * DEFAULT_TILE)
         self.height, self.width = meta.height, meta.width
         self.channels, self.bit_depth = meta.channels, meta.bit_depth
         self.num_frames, self.num_levels = 1, model.num_levels
+        with torch.no_grad():
+            self.table = self.field.grid.decoded_table()
 
     @torch.no_grad()
     def colours(self, coords: torch.Tensor, lod: int, frame: int = 0) -> torch.Tensor:
-        return self.field(coords, lod).clamp(0, 1)
+        """The field at ``coords: [N, 2]`` (the decoded table computed once) -> [N, C]."""
+        return self.field(coords, lod, table=self.table).clamp(0, 1)
+
+    def window(self, window: Window, lod: int) -> np.ndarray:
+        """Pixels of ``window`` as decoded at LOD ``lod``: [h, w, C] uint8/uint16."""
+        return render_window(self.field, (self.width, self.height), self.channels,
+                             self.bit_depth, window, lod, self.table)
 
     def full_frame(self, lod: int) -> np.ndarray:
-        """What ``decode_pixels`` gives at LOD ``lod``: [H, W, C] quantised to the bit depth."""
-        pixels = render(self.field, self.height, self.width, lod)
-        return _quantized(pixels, self.bit_depth).astype(np.float32)
+        """What ``decode_pixels`` gives at LOD ``lod``: [H, W, C] quantised to the bit depth
+        (refused, before allocating, when the whole image exceeds the memory limit)."""
+        pixels = self.height * self.width
+        check_memory(pixels * (24 + 24 * self.channels), f"a whole {self.width}x{self.height} "
+                     "image (decode it by tiles with `wisp-shacira decode`)", self.name)
+        window = Window(0, 0, self.width, self.height)
+        return (self.window(window, lod) / float(2**self.bit_depth - 1)).astype(np.float32)
 
     def write(self, lod: int, out: Path, force: bool = False) -> Path:
-        write_atomic(out, encode_png(self.full_frame(lod), self.bit_depth), force=force)
-        return out
+        return write_window(self.field, (self.width, self.height), self.channels, self.bit_depth,
+                            Window(0, 0, self.width, self.height), lod, out, force=force)
 
 
 def lod_target(model: ShacModel, name: str, reference: Path | None, poses: Path | None,
@@ -341,5 +352,5 @@ def lod_target(model: ShacModel, name: str, reference: Path | None, poses: Path 
 
 
 TASK = TaskSpec(name="image", description="an image", config_type=AppConfig, run=run,
-                summary=summary, decode_output=image_output, decode=decode,
+                summary=summary, decode_output=decode_output, decode=decode,
                 open_source=ImageSource, lod_target=lod_target)

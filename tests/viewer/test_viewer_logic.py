@@ -1,5 +1,6 @@
 """Viewer internals without a browser: camera and window math, the progressive render
-loop, and the render/status of :class:`ViewerModel`."""
+loop, and the render/status of :class:`ViewerModel`. Zoom, pan and auto LOD of the
+planar view: ``test_viewer_planar.py``."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,24 +15,30 @@ import torch
 from wisp_shacira.codec.model_io import write_shac
 from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.tasks.image import pixel_coords
-from wisp_shacira.viewer.camera import (c2w_from_viser, fov_from_focal, pinhole,
-                                        viewport_size, window_coords)
+from wisp_shacira.viewer.camera import c2w_from_viser, fov_from_focal, pinhole, viewport_size
+from wisp_shacira.viewer.planar import PlanarWindow, pixel_centres
 from wisp_shacira.viewer.worker import ProgressiveRenderer
 
 
 def test_window_at_zoom_one_is_the_pixel_grid() -> None:
-    coords, inside = window_coords(6, 10, 6, 10)
-    assert inside.all() and torch.allclose(coords, pixel_coords(6, 10), atol=1e-7)
+    rows, cols = PlanarWindow(6, 10, 6, 10).pixel_indices()
+    assert rows.tolist() == list(range(6)) and cols.tolist() == list(range(10))
+    assert torch.equal(pixel_centres(rows, cols, 6, 10), pixel_coords(6, 10))
 
 
 def test_window_zoom_pan_and_letterbox() -> None:
-    coords, inside = window_coords(8, 8, 8, 8, zoom=2.0)
-    assert inside.all()
-    assert coords.min() > 0.25 and coords.max() < 0.75
-    coords, inside = window_coords(8, 8, 8, 8, zoom=2.0, center=(0.0, 0.5))
-    assert (~inside).sum() == 32
-    _, inside = window_coords(4, 16, 4, 4)
-    assert inside.reshape(4, 16)[:, 6:10].all() and not inside.reshape(4, 16)[:, :6].any()
+    window = PlanarWindow(8, 8, 8, 8, zoom=2.0)
+    rows, cols = window.pixel_indices()
+    assert rows.tolist() == cols.tolist() == [2, 2, 3, 3, 4, 4, 5, 5]
+    assert window.scale == 2.0 and window.region() == (2, 2, 4, 4)
+    assert window.panned(0.5, -0.25) == (0.75, 0.375)
+    assert window.panned(5.0, 0.0) == (1.0, 0.5)
+    left = PlanarWindow(8, 8, 8, 8, zoom=2.0, center=(0.0, 0.5))
+    assert left.pixel_indices()[1].tolist() == [-2, -2, -1, -1, 0, 0, 1, 1]
+    assert left.region() == (0, 2, 2, 4)
+    _, cols = PlanarWindow(4, 16, 4, 4).pixel_indices()
+    assert cols[6:10].tolist() == [0, 1, 2, 3] and (cols[:6] < 0).all() and (cols[10:] > 3).all()
+    assert PlanarWindow(4, 4, 4, 4, zoom=2.0, center=(3.0, 0.5)).region()[2] == 0
 
 
 def test_viser_camera_to_opengl_c2w() -> None:

@@ -3,8 +3,8 @@
 viser reports a browser camera as ``wxyz`` (rotation camera -> world, OpenCV axes:
 +Z forward, +Y down), ``position``, a vertical field of view and the viewport's
 aspect ratio. The tracer takes a camera-to-world matrix with OpenGL axes (-Z
-forward, +Y up) and pinhole intrinsics in pixels. Images and video frames are shown
-through a zoomable window over ``[0, 1]^2``.
+forward, +Y up) and pinhole intrinsics in pixels. The window on images and video
+frames is :mod:`wisp_shacira.viewer.planar`.
 """
 from __future__ import annotations
 
@@ -51,25 +51,3 @@ def fov_from_focal(focal: float, height: int) -> float:
     """Vertical field of view (radians) of a focal length in pixels at ``height``."""
     return 2.0 * math.atan(0.5 * height / focal)
 
-
-def window_coords(out_height: int, out_width: int, image_height: int, image_width: int,
-                  zoom: float = 1.0, center: tuple[float, float] = (0.5, 0.5)
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Field coordinates seen by each output pixel of a zoomable window on an image.
-
-    At ``zoom`` 1 the whole image fits the output (letterboxed, square pixels);
-    ``center`` (x, y in [0, 1]) is the image point at the output's centre. With an
-    output of the image's size at zoom 1 the coordinates are exactly the pixel centres.
-
-    Returns:
-        (coords [out_H * out_W, 2] (x, y), inside [out_H * out_W] bool: within [0, 1)^2).
-    """
-    scale = min(out_height / image_height, out_width / image_width) * zoom
-    cols = (torch.arange(out_width, dtype=torch.float64) + 0.5 - 0.5 * out_width) / scale
-    rows = (torch.arange(out_height, dtype=torch.float64) + 0.5 - 0.5 * out_height) / scale
-    xs = (cols + center[0] * image_width) / image_width
-    ys = (rows + center[1] * image_height) / image_height
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    coords = torch.stack([grid_x, grid_y], -1).reshape(-1, 2)
-    inside = ((coords >= 0) & (coords < 1)).all(-1)
-    return coords.float(), inside

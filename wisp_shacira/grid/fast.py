@@ -154,7 +154,8 @@ def load_numba() -> ModuleType | None:
         return None
 
 
-def _numba_fits(table: torch.Tensor, coords: torch.Tensor) -> bool:
+def numba_fits(table: torch.Tensor, coords: torch.Tensor) -> bool:
+    """Whether the numba kernels take these tensors (float32, on the CPU)."""
     return (table.device.type == "cpu" and coords.device.type == "cpu"
             and table.dtype == torch.float32 and coords.dtype == torch.float32)
 
@@ -175,7 +176,7 @@ def select_backend(table: torch.Tensor, coords: torch.Tensor | None, plan: Encod
         wanted = None
     if wanted == "reference" or coords.requires_grad:
         return "reference"
-    if (wanted in (None, "numba") and _numba_fits(table, coords) and "numba" not in _failed
+    if (wanted in (None, "numba") and numba_fits(table, coords) and "numba" not in _failed
             and load_numba() is not None):
         return "numba"
     if wanted == "numba":

@@ -2,8 +2,9 @@
 
 The table path (:meth:`ShaciraGrid.decoded_table`) rounds and decodes every row of
 the latent table in every step. With the paper's gigapixel grid (16 levels,
-T = 2^23: 134M rows) that is 2 GB of decoded features and ~2.5 s a step on a CPU,
-for a batch of 2^18 pixels that reads 16.7M corners. Here the latents of each corner
+T = 2^23, resolutions up to 12800: 41M rows) that is 0.66 GB of decoded features and
+about 2 s a step on this 2-core CPU, for a batch of 2^18 pixels that reads 16.7M
+corners. Here the latents of each corner
 are gathered first, then rounded and decoded: the cost follows the batch, not the
 table.
 
@@ -25,12 +26,11 @@ from types import ModuleType
 import torch
 from torch import nn
 
-from wisp_shacira.grid.fast import load_numba, requested_backend
+from wisp_shacira.grid.fast import load_numba, numba_fits, requested_backend
 from wisp_shacira.grid.fused_torch import group_corners, level_groups
 from wisp_shacira.grid.hashing import GridLayout
-from wisp_shacira.grid.quantize import ste_round
+from wisp_shacira.grid.quantize import soft_round_logistic, ste_round
 
-_EPS = 1e-6
 _MIX = (0x9E3779B97F4A7C15 - (1 << 64), 0xBF58476D1CE4E5B9 - (1 << 64),
         0x94D049BB133111EB - (1 << 64))
 """splitmix64 constants as signed int64 (torch multiplies int64 modulo 2^64)."""
@@ -63,11 +63,7 @@ def soft_round_rows(x: torch.Tensor, rows: torch.Tensor, tau: float, seed: int) 
     """
     dims = torch.arange(x.shape[-1], device=x.device)
     uniform = row_uniform(rows[..., None] * x.shape[-1] + dims, seed).to(x.dtype)
-    floor = torch.floor(x).detach()
-    frac = (x - floor).clamp(_EPS, 1.0 - _EPS)
-    logistic = torch.log(uniform) - torch.log1p(-uniform)
-    p_ceil = torch.sigmoid((torch.atanh(frac) - torch.atanh(1.0 - frac)) / tau + logistic)
-    return floor + p_ceil
+    return soft_round_logistic(x, tau, uniform)
 
 
 def worth_gathering(layout: GridLayout, num_points: int) -> bool:
@@ -99,7 +95,7 @@ def encode_gathered(latents: torch.Tensor, decoder: nn.Linear, coords: torch.Ten
         try:
             return kernels.encode_gathered_numba(latents, decoder.weight, decoder.bias, coords,
                                                  meta, layout.num_levels, tau, seed)
-        except kernels.numba.core.errors.NumbaError as exc:
+        except load_numba().NumbaError as exc:
             logger.warning("numba gathered kernels failed (%s); using the torch path", exc)
             _numba_failed.append(True)
     return _encode_torch(latents, decoder, coords, layout, num_active, tau, seed)
@@ -109,8 +105,7 @@ def _numba_kernels(latents: torch.Tensor, coords: torch.Tensor) -> ModuleType | 
     """The numba gathered kernels when they apply: float32 CPU tensors, numba installed,
     no other backend asked for (``WISP_SHACIRA_ENCODING``), no earlier failure."""
     if (_numba_failed or requested_backend() in ("torch", "reference")
-            or latents.device.type != "cpu" or latents.dtype != torch.float32
-            or coords.dtype != torch.float32 or load_numba() is None):
+            or not numba_fits(latents, coords) or load_numba() is None):
         return None
     return importlib.import_module("wisp_shacira.grid.numba_gathered")
 

@@ -20,7 +20,7 @@ numba = require("numba", "fast", "the fast CPU encoding backend")
 
 from numba import njit, prange  # noqa: E402
 
-from wisp_shacira.grid.numba_kernels import _axis_terms, _corners, _run  # noqa: E402
+from wisp_shacira.grid.numba_kernels import _axis_terms, _corners, _run, _scratch  # noqa: E402
 
 __all__ = ["encode_gathered_numba"]
 
@@ -78,10 +78,7 @@ def _forward(latents, weight, bias, coords, meta, tau, seed, out, q_saved, slope
     feat, ldim = weight.shape
     for i in prange(meta.shape[0]):
         level, res, size, first, dense = meta[i, 0], meta[i, 1], meta[i, 2], meta[i, 3], meta[i, 4]
-        terms = np.empty((dim, 2), np.int64)
-        factors = np.empty((dim, 2), np.float32)
-        rows = np.empty(1 << dim, np.int64)
-        weights = np.empty(1 << dim, np.float32)
+        terms, factors, rows, weights = _scratch(dim)
         for point in range(num_points):
             _axis_terms(coords, point, res, dense != 0, terms, factors)
             _corners(terms, factors, dense != 0, size, rows, weights)
@@ -108,10 +105,7 @@ def _backward(grad, weight, coords, meta, q_saved, slope_saved, grad_latents, gr
     feat, ldim = weight.shape
     for i in prange(meta.shape[0]):
         level, res, size, first, dense = meta[i, 0], meta[i, 1], meta[i, 2], meta[i, 3], meta[i, 4]
-        terms = np.empty((dim, 2), np.int64)
-        factors = np.empty((dim, 2), np.float32)
-        rows = np.empty(1 << dim, np.int64)
-        weights = np.empty(1 << dim, np.float32)
+        terms, factors, rows, weights = _scratch(dim)
         gw = np.zeros((feat, ldim), np.float32)
         for point in range(num_points):
             _axis_terms(coords, point, res, dense != 0, terms, factors)

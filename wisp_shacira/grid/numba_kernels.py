@@ -78,6 +78,14 @@ def _corners(terms: np.ndarray, factors: np.ndarray, dense: bool, size: int,
         weights[corner] = weight
 
 
+@njit(cache=True, inline="always")
+def _scratch(dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One thread's buffers for a level: ``terms``, ``factors`` [d, 2] (see
+    :func:`_axis_terms`), ``rows``, ``weights`` [2^d] (see :func:`_corners`)."""
+    return (np.empty((dim, 2), np.int64), np.empty((dim, 2), np.float32),
+            np.empty(1 << dim, np.int64), np.empty(1 << dim, np.float32))
+
+
 @njit(parallel=True, cache=True)
 def _forward(table: np.ndarray, coords: np.ndarray, meta: np.ndarray, out: np.ndarray) -> None:
     """``out[n, l*F:(l+1)*F] = sum_c w[n, l, c] * table[row[n, l, c]]`` for the levels in ``meta``.
@@ -88,10 +96,7 @@ def _forward(table: np.ndarray, coords: np.ndarray, meta: np.ndarray, out: np.nd
     feat = table.shape[1]
     for i in prange(meta.shape[0]):
         level, res, size, first, dense = meta[i, 0], meta[i, 1], meta[i, 2], meta[i, 3], meta[i, 4]
-        terms = np.empty((dim, 2), np.int64)
-        factors = np.empty((dim, 2), np.float32)
-        rows = np.empty(1 << dim, np.int64)
-        weights = np.empty(1 << dim, np.float32)
+        terms, factors, rows, weights = _scratch(dim)
         for point in range(num_points):
             _axis_terms(coords, point, res, dense != 0, terms, factors)
             _corners(terms, factors, dense != 0, size, rows, weights)
@@ -113,10 +118,7 @@ def _backward(grad: np.ndarray, coords: np.ndarray, meta: np.ndarray,
     feat = grad_table.shape[1]
     for i in prange(meta.shape[0]):
         level, res, size, first, dense = meta[i, 0], meta[i, 1], meta[i, 2], meta[i, 3], meta[i, 4]
-        terms = np.empty((dim, 2), np.int64)
-        factors = np.empty((dim, 2), np.float32)
-        rows = np.empty(1 << dim, np.int64)
-        weights = np.empty(1 << dim, np.float32)
+        terms, factors, rows, weights = _scratch(dim)
         for point in range(num_points):
             _axis_terms(coords, point, res, dense != 0, terms, factors)
             _corners(terms, factors, dense != 0, size, rows, weights)

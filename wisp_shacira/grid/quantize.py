@@ -39,6 +39,24 @@ def soft_round(x: torch.Tensor, tau: float, generator: torch.Generator | None = 
     return floor + p_ceil
 
 
+def soft_round_logistic(x: torch.Tensor, tau: float, uniform: torch.Tensor) -> torch.Tensor:
+    """:func:`soft_round` with its relaxed sample given as uniforms: the difference of
+    the two Gumbel variables is logistic, ``log(u) - log(1 - u)``, so the law is the same
+    while the caller chooses the random stream.
+
+    Args:
+        x: [...] continuous latents; uniform: [...] in (0, 1).
+    Returns:
+        [...] ``floor(x) + p_ceil``.
+    """
+    if tau <= 0:
+        raise ValueError(f"soft_round needs tau > 0, got {tau}")
+    floor = torch.floor(x).detach()
+    frac = (x - floor).clamp(_EPS, 1.0 - _EPS)
+    logistic = torch.log(uniform) - torch.log1p(-uniform)
+    return floor + torch.sigmoid((torch.atanh(frac) - torch.atanh(1.0 - frac)) / tau + logistic)
+
+
 def quantize(x: torch.Tensor, tau: float | None) -> torch.Tensor:
     """Soft rounding at temperature ``tau``, or hard STE rounding when ``tau`` is None."""
     return ste_round(x) if tau is None else soft_round(x, tau)

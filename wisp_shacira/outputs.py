@@ -150,7 +150,7 @@ def write_atomic(path: str | os.PathLike, data: bytes, force: bool = False) -> N
     _fsync_folder(folder)
 
 
-def _existing_ancestor(folder: Path) -> Path:
+def existing_ancestor(folder: Path) -> Path:
     """The nearest existing folder at or above ``folder`` (an error if a file is there)."""
     probe = folder
     while not os.path.lexists(probe) and probe != probe.parent:
@@ -172,7 +172,7 @@ def check_writable(path: str | os.PathLike, force: bool = False, create: bool = 
     """
     target = Path(path)
     _refuse_read_only(target, force)
-    folder = _ensure_folder(target.parent) if create else _existing_ancestor(target.parent)
+    folder = _ensure_folder(target.parent) if create else existing_ancestor(target.parent)
     try:
         fd, probe = tempfile.mkstemp(prefix=_prefix(target), suffix=".tmp", dir=folder)
         os.close(fd)

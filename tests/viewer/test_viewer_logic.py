@@ -16,7 +16,8 @@ from wisp_shacira.codec.model_io import write_shac
 from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.tasks.image import pixel_coords
 from wisp_shacira.viewer.camera import c2w_from_viser, fov_from_focal, pinhole, viewport_size
-from wisp_shacira.viewer.planar import PlanarWindow, pixel_centres
+from wisp_shacira.tasks.image_tiles import pixel_centres
+from wisp_shacira.viewer.planar import PlanarWindow
 from wisp_shacira.viewer.worker import ProgressiveRenderer
 
 

@@ -42,6 +42,24 @@ class ImageData:
         return self.pixels.shape[2]
 
 
+def sample_depth(dtype: np.dtype, path: Path) -> int:
+    """8 or 16 for uint8 / uint16 samples.
+
+    Raises:
+        DataError: any other sample type.
+    """
+    if dtype == np.uint8:
+        return 8
+    if dtype == np.uint16:
+        return 16
+    raise DataError(f"{path}: unsupported sample type {dtype} (expected 8 or 16 bit)")
+
+
+def sample_dtype(bit_depth: int) -> type:
+    """The numpy sample type of a bit depth (8 or 16)."""
+    return np.uint8 if bit_depth == 8 else np.uint16
+
+
 def load_image(path: str | os.PathLike) -> ImageData:
     """Read one image file.
 
@@ -60,12 +78,7 @@ def load_image(path: str | os.PathLike) -> ImageData:
     if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
         raise DataError(f"{path}: unsupported image shape {array.shape} "
                         "(expected gray, gray+alpha, RGB or RGBA)")
-    if array.dtype == np.uint8:
-        depth = 8
-    elif array.dtype == np.uint16:
-        depth = 16
-    else:
-        raise DataError(f"{path}: unsupported sample type {array.dtype} (expected 8 or 16 bit)")
+    depth = sample_depth(array.dtype, path)
     if array.shape[0] < 2 or array.shape[1] < 2:
         raise DataError(f"{path}: image of {array.shape[1]}x{array.shape[0]} pixels is too small")
     pixels = array.astype(np.float32) / float(2**depth - 1)
@@ -103,16 +116,19 @@ def list_images(path: str | os.PathLike) -> list[Path]:
 def to_integer_image(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     """[H, W, C] float in [0, 1] -> uint8/uint16 (rounded, clipped); C=1 becomes [H, W]."""
     peak = 2**bit_depth - 1
-    out = np.clip(np.round(pixels * peak), 0, peak).astype(np.uint8 if bit_depth == 8 else np.uint16)
+    out = np.clip(np.round(pixels * peak), 0, peak).astype(sample_dtype(bit_depth))
     return out[..., 0] if out.shape[2] == 1 else out
+
+
+def png_writer(height: int, width: int, channels: int, bit_depth: int) -> png.Writer:
+    """The pypng writer of an image with 1-4 channels (gray, gray+alpha, RGB, RGBA)."""
+    return png.Writer(width, height, greyscale=channels <= 2, alpha=channels in (2, 4),
+                      bitdepth=bit_depth)
 
 
 def encode_png(pixels: np.ndarray, bit_depth: int) -> bytes:
     """PNG bytes of a float image [H, W, C] in [0, 1] at 8 or 16 bits per sample."""
     array = to_integer_image(pixels, bit_depth)
-    height, width, channels = pixels.shape
-    writer = png.Writer(width, height, greyscale=channels <= 2, alpha=channels in (2, 4),
-                        bitdepth=bit_depth)
     buffer = io.BytesIO()
-    writer.write_array(buffer, array.reshape(-1))
+    png_writer(*pixels.shape, bit_depth).write_array(buffer, array.reshape(-1))
     return buffer.getvalue()

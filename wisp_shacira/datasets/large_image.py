@@ -33,6 +33,7 @@ from typing import Iterator
 import numpy as np
 
 from wisp_shacira.codec.limits import format_bytes
+from wisp_shacira.datasets.image import sample_depth, sample_dtype
 from wisp_shacira.errors import DataError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -121,14 +122,6 @@ def available_memory() -> int:
         return 1 << 62
 
 
-def _depth(dtype: np.dtype, path: Path) -> int:
-    if dtype == np.uint8:
-        return 8
-    if dtype == np.uint16:
-        return 16
-    raise DataError(f"{path}: unsupported sample type {dtype} (expected 8 or 16 bit)")
-
-
 def _check_size(path: Path, height: int, width: int, channels: int) -> None:
     if not (1 <= channels <= 4):
         raise DataError(f"{path}: {channels} samples per pixel (expected gray, gray+alpha, "
@@ -156,7 +149,7 @@ def _tiff_header(path: Path) -> ImageHeader:
         channels = 1 if len(shape) == 2 else shape[2]
         _check_size(path, shape[0], shape[1], channels)
         mappable = bool(page.is_memmappable) and len(tif.pages) == 1
-        return ImageHeader(shape[0], shape[1], channels, _depth(series.dtype, path),
+        return ImageHeader(shape[0], shape[1], channels, sample_depth(series.dtype, path),
                            "tiff-mmap" if mappable else "tiff")
 
 
@@ -225,7 +218,7 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
 def _buffer(header: ImageHeader, path: Path, cache_dir: Path | None
             ) -> tuple[np.ndarray, Path | None]:
     """A writable [H, W, C] buffer: in memory when it fits, else a cache file on disk."""
-    dtype = np.uint8 if header.bit_depth == 8 else np.uint16
+    dtype = sample_dtype(header.bit_depth)
     shape = (header.height, header.width, header.channels)
     memory = available_memory()
     if header.nbytes <= memory * 0.8:

@@ -17,8 +17,9 @@ from typing import Iterator
 import numpy as np
 
 from wisp_shacira.codec.limits import format_bytes
+from wisp_shacira.datasets.image import png_writer, sample_dtype
 from wisp_shacira.errors import OutputError
-from wisp_shacira.outputs import staged_output
+from wisp_shacira.outputs import existing_ancestor, staged_output
 
 TIFF_OUTPUT_SUFFIXES = (".tif", ".tiff")
 
@@ -34,17 +35,11 @@ def check_disk(path: Path, nbytes: int) -> None:
     Raises:
         OutputError: naming the bytes needed and free.
     """
-    folder = Path(path).parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    folder = existing_ancestor(Path(path).parent)
     free = shutil.disk_usage(folder).free
     if nbytes > free:
         raise OutputError(f"{path}: the decoded image needs up to {format_bytes(nbytes)} on "
                           f"disk; {format_bytes(free)} are free in {folder}")
-
-
-def _dtype(bit_depth: int) -> type:
-    return np.uint8 if bit_depth == 8 else np.uint16
 
 
 def write_tiled_tiff(path: Path, height: int, width: int, channels: int, bit_depth: int,
@@ -65,7 +60,7 @@ def write_tiled_tiff(path: Path, height: int, width: int, channels: int, bit_dep
     shape = (height, width, channels) if channels > 1 else (height, width)
     squeeze = (t[..., 0] for t in tiles) if channels == 1 else tiles
     with staged_output(path, force=force) as tmp:
-        tifffile.imwrite(tmp, squeeze, shape=shape, dtype=_dtype(bit_depth), tile=(tile, tile),
+        tifffile.imwrite(tmp, squeeze, shape=shape, dtype=sample_dtype(bit_depth), tile=(tile, tile),
                          bigtiff=True, photometric=photometric, extrasamples=extrasamples,
                          metadata=None)
     return Path(path)
@@ -74,8 +69,6 @@ def write_tiled_tiff(path: Path, height: int, width: int, channels: int, bit_dep
 def write_png_bands(path: Path, height: int, width: int, channels: int, bit_depth: int,
                     bands: Iterator[np.ndarray], force: bool = False) -> Path:
     """Write a PNG from bands of full rows, each [h, W, C] of the sample type."""
-    import png
-
     def rows() -> Iterator[np.ndarray]:
         count = 0
         for band in bands:
@@ -85,8 +78,6 @@ def write_png_bands(path: Path, height: int, width: int, channels: int, bit_dept
         if count != height:
             raise OutputError(f"{path}: {count} rows rendered for an image of {height}")
 
-    writer = png.Writer(width, height, greyscale=channels <= 2, alpha=channels in (2, 4),
-                        bitdepth=bit_depth)
     with staged_output(path, force=force) as tmp, open(tmp, "wb") as handle:
-        writer.write(handle, rows())
+        png_writer(height, width, channels, bit_depth).write(handle, rows())
     return Path(path)

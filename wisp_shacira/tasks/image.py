@@ -36,7 +36,8 @@ from wisp_shacira.tasks.decoding import EVAL_CHUNK, parse_file_config
 from wisp_shacira.tasks.image_file import (ImageFileConfig, ImageMeta, decode_field,
                                            field_from_model, file_config)
 from wisp_shacira.tasks.image_large import default_suffix, use_out_of_core
-from wisp_shacira.tasks.image_tiles import DEFAULT_TILE, Window, render_window, write_window
+from wisp_shacira.tasks.image_tiles import (DEFAULT_TILE, Window, evaluate, pixel_centres,
+                                            render_window, write_window)
 from wisp_shacira.tasks.protocol import LodTarget, TaskSpec
 from wisp_shacira.tasks.report import format_table, latent_rate_lines, rate_control_lines
 from wisp_shacira.train.config import TrainerConfig
@@ -98,25 +99,21 @@ def pixel_coords(height: int, width: int, device: torch.device | None = None) ->
     Returns:
         [H * W, 2] (x, y) in (0, 1).
     """
-    ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / height
-    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([grid_x, grid_y], dim=-1).reshape(-1, 2)
+    return pixel_centres(torch.arange(height, device=device), torch.arange(width, device=device),
+                         height, width)
 
 
-@torch.no_grad()
 def render(field_: ImageField, height: int, width: int, lod: int | None = None,
            chunk: int = EVAL_CHUNK) -> np.ndarray:
-    """Evaluate the field on every pixel at LOD ``lod`` (levels used; None = all),
-    chunked.
+    """Evaluate the field on every pixel at LOD ``lod`` (levels used; None = all), in
+    chunks (:func:`~wisp_shacira.tasks.image_tiles.evaluate`: the table decoded once).
 
     Returns:
         [H, W, C] float32 clipped to [0, 1].
     """
     device = next(field_.parameters()).device
-    coords = pixel_coords(height, width, device)
-    out = torch.cat([field_(coords[i:i + chunk], lod) for i in range(0, len(coords), chunk)])
-    return out.clamp(0, 1).reshape(height, width, -1).cpu().numpy()
+    out = evaluate(field_, pixel_coords(height, width, device), lod, chunk=chunk)
+    return out.reshape(height, width, -1).cpu().numpy()
 
 
 def _quantized(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
@@ -244,7 +241,7 @@ def compress_one(image_path: Path, cfg: AppConfig, out_dir: Path, writer=None) -
     header = read_header(image_path)
     if use_out_of_core(cfg.dataset.out_of_core, header.height, header.width, cfg.grid,
                        PLAN_LIMIT):
-        return image_large.compress(image_path, cfg, out_dir, writer)
+        return image_large.compress(image_path, header, cfg, out_dir, writer)
     image = load_image(image_path)
     shac_path, png_path = out_dir / f"{image.name}.shac", out_dir / f"{image.name}.png"
     check_not_input(shac_path, [image_path])

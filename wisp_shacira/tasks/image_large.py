@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
-from wisp_shacira.datasets.large_image import PixelStore, open_pixels, read_header
+from wisp_shacira.datasets.large_image import ImageHeader, PixelStore, open_pixels
 from wisp_shacira.fields.image import ImageField
 from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.tasks.common import check_not_input, seed_everything, timed, write_model
@@ -121,9 +121,10 @@ def _spread_tiles(meta: ImageMeta, tile: int) -> list[Window]:
     return [tiles[i] for i in picks]
 
 
-def compress(image_path: Path, cfg: "AppConfig", out_dir: Path, writer=None) -> dict:
-    """Train, export, decode and measure one image on the out-of-core path."""
-    header = read_header(image_path)
+def compress(image_path: Path, header: ImageHeader, cfg: "AppConfig", out_dir: Path,
+             writer=None) -> dict:
+    """Train, export, decode and measure one image on the out-of-core path (``header``:
+    its :func:`~wisp_shacira.datasets.large_image.read_header`)."""
     name = Path(image_path).stem
     shac_path = out_dir / f"{name}.shac"
     out_path = out_dir / f"{name}{default_suffix(header.height, header.width)}"

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from wisp_shacira.datasets.image import sample_dtype
 from wisp_shacira.datasets.large_image import PixelStore
 from wisp_shacira.datasets.tiled_output import (TIFF_OUTPUT_SUFFIXES, check_disk, output_nbytes,
                                                 write_png_bands, write_tiled_tiff)
@@ -81,6 +82,20 @@ def parse_region(text: str) -> tuple[int, int, int, int]:
     return values  # type: ignore[return-value]
 
 
+def pixel_centres(rows: torch.Tensor, cols: torch.Tensor, image_height: int,
+                  image_width: int) -> torch.Tensor:
+    """Field coordinates of the centres of pixels ``rows x cols`` (int64 indices),
+    row-major, in float32 as every decoder computes them (exact up to 2^23 pixels).
+
+    Returns:
+        [len(rows) * len(cols), 2] (x, y) in (0, 1), on the indices' device.
+    """
+    ys = (rows.to(torch.float32) + 0.5) / image_height
+    xs = (cols.to(torch.float32) + 0.5) / image_width
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y], dim=-1).reshape(-1, 2)
+
+
 def window_coords(window: Window, image_width: int, image_height: int) -> torch.Tensor:
     """Pixel-centre coordinates of a window, row-major.
 
@@ -90,10 +105,7 @@ def window_coords(window: Window, image_width: int, image_height: int) -> torch.
     start = window.step // 2
     ys = torch.arange(window.y + start, window.y + window.height, window.step)
     xs = torch.arange(window.x + start, window.x + window.width, window.step)
-    ys = (ys.to(torch.float32) + 0.5) / image_height
-    xs = (xs.to(torch.float32) + 0.5) / image_width
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([grid_x, grid_y], dim=-1).reshape(-1, 2)
+    return pixel_centres(ys, xs, image_height, image_width)
 
 
 @torch.no_grad()
@@ -120,7 +132,7 @@ def to_samples(pixels: torch.Tensor, bit_depth: int) -> np.ndarray:
     """[..., C] float in [0, 1] -> the sample type (uint8/uint16), rounded."""
     peak = 2**bit_depth - 1
     values = torch.round(pixels * peak).to(torch.int32).numpy()
-    return values.astype(np.uint8 if bit_depth == 8 else np.uint16)
+    return values.astype(sample_dtype(bit_depth))
 
 
 def render_window(field_: ImageField, image_size: tuple[int, int], channels: int,

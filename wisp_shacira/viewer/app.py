@@ -33,8 +33,8 @@ from wisp_shacira.tasks.protocol import LodSource
 from wisp_shacira.viewer import check_port
 from wisp_shacira.viewer.camera import c2w_from_viser, fov_from_focal, pinhole, viewport_size
 from wisp_shacira.viewer.controls import PlanarControls
-from wisp_shacira.viewer.planar import (PlanarWindow, auto_lod, grid_resolutions, max_log2_zoom,
-                                        pixel_centres)
+from wisp_shacira.tasks.image_tiles import pixel_centres
+from wisp_shacira.viewer.planar import PlanarWindow, auto_lod, grid_resolutions, max_log2_zoom
 from wisp_shacira.viewer.worker import ProgressiveRenderer
 
 viser = require("viser", "viewer", "the browser viewer (wisp-shacira view)")

@@ -118,20 +118,6 @@ class PlanarWindow:
         return min(max(x, 0.0), 1.0), min(max(y, 0.0), 1.0)
 
 
-def pixel_centres(rows: torch.Tensor, cols: torch.Tensor, image_height: int,
-                  image_width: int) -> torch.Tensor:
-    """Field coordinates of the pixel centres of ``rows x cols`` (inside the image),
-    row-major, computed as the decoder computes them (float32, exact up to 2^23 pixels).
-
-    Returns:
-        [len(rows) * len(cols), 2] float32 (x, y).
-    """
-    ys = (rows.to(torch.float32) + 0.5) / image_height
-    xs = (cols.to(torch.float32) + 0.5) / image_width
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([grid_x, grid_y], -1).reshape(-1, 2)
-
-
 def grid_resolutions(source: object) -> tuple[int, ...] | None:
     """Level resolutions of a planar source's 2-D grid (``source.field.grid.layout``:
     images); None when it has none or its grid is not 2-D (videos: x, y, t; scenes)."""

@@ -6,19 +6,30 @@ Cases (forward + backward w.r.t. the feature table, one "step" each):
       numba without a plan, as for random mini-batches).
   (b) NeRF: 3-D, 16 levels, T = 2^19, F = 2, res 16..512, 2^18 random samples per step.
   (c) video: 3-D, 16 levels, T = 2^17, F = 2, res 16..512, 2^18 random (x, y, t) per step.
+  (tiny): 3-D, 4 levels, T = 2^10, F = 2, res 4..64, 2^10 points (dry runs, the
+      Triton interpreter).
 For each case: steps/s of the reference, of the fast path and of the torch path (the
-fallback without numba, and the CUDA path), their ratios, whether outputs and gradients
-match the reference (allclose), and peak memory of one step in a fresh subprocess. Then
-end-to-end training-step times (RDTrainer.step) for the image task (768x512, full batch)
-and a NeRF-like grid + MLP on 2^18 random points, before (reference) and after (automatic).
+fallback without numba, and the CUDA path without Triton), their ratios, whether outputs
+and gradients match the reference (allclose), and peak memory of one step in a fresh
+subprocess. Then end-to-end training-step times (RDTrainer.step) for the image task
+(768x512, full batch) and a NeRF-like grid + MLP on 2^18 random points, before
+(reference) and after (automatic).
+
+With ``--device cuda`` the fast path is the fused Triton kernel (``--fast`` to change
+it): reference, torch path and kernel side by side, the kernel's forward alone, its
+achieved bandwidth against the device's (bytes counted in ``bench/encoding_gpu.py``)
+and whether each forward is bit-identical to the CPU reference. ``--json PATH`` writes
+the rows.
 
 Usage: python bench/encoding_speed.py [--repeats 3] [--threads N] [--no-memory] [--no-e2e]
+    [--device cuda] [--cases b,c] [--fast triton] [--json PATH]
 Writes a bar plot to bench/results/encoding_speed.png. Timings are the best of
 ``--repeats`` runs (CPU shared with other work is noisy).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -32,6 +43,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from encoding_gpu import bandwidth_columns, device_peak_tbps, identity_columns, print_gpu_table
 from wisp_shacira.fields.base import MLP, CompressedField
 from wisp_shacira.fields.image import ImageField, ImageNefConfig
 from wisp_shacira.grid.encoding import encode_reference
@@ -57,9 +69,11 @@ class Case:
     feat: int
     points: int | None = None  # None: the pixel grid of a 768x512 image
     fast: str = "numba"
+    min_res: int = 16
+    max_res: int = 512
 
     def layout(self) -> GridLayout:
-        return make_layout(self.dim, 16, 512, self.levels, self.log2_t)
+        return make_layout(self.dim, self.min_res, self.max_res, self.levels, self.log2_t)
 
 
 CASES = {
@@ -67,7 +81,9 @@ CASES = {
     "a-numba": Case("(a) same, no plan", 2, 24, 11, 1, fast="numba"),
     "b": Case("(b) NeRF 2^18", 3, 16, 19, 2, points=1 << 18),
     "c": Case("(c) video 2^18", 3, 16, 17, 2, points=1 << 18),
+    "tiny": Case("(tiny) 3-D 2^10", 3, 4, 10, 2, points=1 << 10, min_res=4, max_res=64),
 }
+FAST_OVERRIDE: str | None = None   # --fast: the fast backend of the non-plan cases
 
 
 def pixel_coords(height: int, width: int) -> torch.Tensor:
@@ -122,11 +138,28 @@ def matches(got: Pair, want: Pair) -> bool:
                for g, w in zip(got, want))
 
 
-def bench_case(key: str, repeats: int) -> dict:
+def _fast_backend(case: Case) -> Case:
+    """The case with its fast backend for this run: ``--fast``, else triton on CUDA."""
+    if case.fast == "plan":
+        return case
+    fast = FAST_OVERRIDE or ("triton" if DEVICE.type == "cuda" else case.fast)
+    return dataclasses.replace(case, fast=fast)
+
+
+def _gpu_columns(row: dict, case: Case, tensors: tuple, outputs: dict, repeats: int,
+                 peak: float | None) -> None:
+    """Forward-only time of the fast path, bandwidth and bit-identity (CUDA or --fast)."""
+    layout, table, coords, _ = tensors
+    with torch.no_grad():
+        row["fast_fwd_s"] = best_time(lambda: encode(table, coords, layout, backend=case.fast),
+                                      repeats)
+    bandwidth_columns(row, layout, coords.shape[0], case.feat, peak)
+    identity_columns(row, table, coords, layout, outputs)
+
+
+def bench_case(key: str, repeats: int, peak: float | None = None) -> dict:
     """Times and checks of one case."""
-    case = CASES[key]
-    if DEVICE.type == "cuda" and case.fast == "numba":
-        case = Case(case.name, case.dim, case.levels, case.log2_t, case.feat, case.points, "torch")
+    case = _fast_backend(CASES[key])
     layout, table, coords, grad_out = case_inputs(case)
     row: dict = {"case": case.name, "fast": case.fast}
     plan = None
@@ -151,6 +184,9 @@ def bench_case(key: str, repeats: int) -> dict:
         row["torch_match"] = matches(torch_got, want)
         row["torch_s"] = best_time(lambda: step(table, coords, layout, grad_out, "torch", None),
                                    max(1, repeats - 1))
+        if DEVICE.type == "cuda" or case.fast == "triton":
+            _gpu_columns(row, case, (layout, table, coords, grad_out),
+                         {case.fast: got[0], "torch": torch_got[0]}, repeats, peak)
     return row
 
 
@@ -253,7 +289,7 @@ def end_to_end(repeats: int) -> list[dict]:
 
 
 def print_tables(rows: list[dict], e2e: list[dict]) -> None:
-    print(f"\nencoding forward+backward, CPU, torch threads = {torch.get_num_threads()}")
+    print(f"\nencoding forward+backward, {DEVICE.type}, torch threads = {torch.get_num_threads()}")
     print(f"{'case':20s} {'fast':6s} {'ref s':>7s} {'fast s':>7s} {'ref/s':>7s} {'fast/s':>7s} "
           f"{'ratio':>6s} {'torch s':>8s} {'ratio':>6s} {'match':>5s} {'rel.err out/grad':>17s} "
           f"{'setup s':>7s} {'peak MiB ref/fast/torch':>24s}")
@@ -291,7 +327,7 @@ def save_plot(rows: list[dict], path: Path) -> None:
         ax.bar(xs, [1 / r[key] for r in rows if key in r], width, label=label)
     ax.set_xticks(range(len(rows)), [r["case"] for r in rows], fontsize=8)
     ax.set_yscale("log")
-    ax.set_ylabel("forward+backward steps / s (CPU)")
+    ax.set_ylabel(f"forward+backward steps / s ({DEVICE.type})")
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -307,20 +343,31 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--no-e2e", action="store_true")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda: no memory/e2e runs)")
+    parser.add_argument("--fast", default=None,
+                        help="fast backend of the non-plan cases (default: numba on the CPU, "
+                             "triton on CUDA; triton on the CPU needs TRITON_INTERPRET=1)")
+    parser.add_argument("--peak-tbps", type=float, default=None,
+                        help="device memory bandwidth in TB/s (default: by device name, "
+                             "e.g. 4.8 for an H200)")
+    parser.add_argument("--json", default=None, help="write the rows to this JSON file")
+    parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "BACKEND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    global DEVICE
-    DEVICE = torch.device(args.device)
+    global DEVICE, FAST_OVERRIDE
+    DEVICE, FAST_OVERRIDE = torch.device(args.device), args.fast
+    peak = args.peak_tbps
     if DEVICE.type == "cuda":
         args.no_memory = args.no_e2e = True
-        print(f"device: {torch.cuda.get_device_name()}")
+        name = torch.cuda.get_device_name()
+        peak = peak if peak is not None else device_peak_tbps(name)
+        print(f"device: {name}, peak memory bandwidth {peak} TB/s")
     if args.child:
         child_peak(*args.child)
         return
     rows = []
     for key in args.cases.split(","):
-        row = bench_case(key, args.repeats)
+        row = bench_case(key, args.repeats, peak)
         if not args.no_memory:
             for col, backend in (("mem_ref", "reference"), ("mem_fast", row["fast"]),
                                  ("mem_torch", "torch" if "torch_s" in row else None)):
@@ -330,7 +377,13 @@ def main() -> None:
         print(f"done {row['case']}: {row['ref_s'] / row['fast_s']:.1f}x", flush=True)
     e2e = [] if args.no_e2e else end_to_end(args.repeats)
     print_tables(rows, e2e)
-    save_plot(rows, RESULTS / "encoding_speed.png")
+    if any("bytes_fwd" in r for r in rows):
+        print_gpu_table(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"device": str(DEVICE), "rows": rows,
+                                               "e2e": e2e}, indent=2) + "\n")
+    if not args.no_plot:
+        save_plot(rows, RESULTS / "encoding_speed.png")
 
 
 if __name__ == "__main__":

@@ -22,9 +22,20 @@ its own folder ``shacira[_N]_MODEL``; with two or more, each model is compared w
 first at every setting (bytes in percent, PSNR in dB) and, over two or more settings,
 by BD-rate (``bench/bdrate.py``).
 
-Prints a table (method, held-out PSNR/SSIM, file bytes, size ratio, train wall time),
-the models side by side, writes ``results.json`` and ``strip.png`` (ground truth |
-baseline | SHACIRA for a few held-out views) in the output folder.
+Prints a table (method, held-out PSNR/SSIM, file bytes, size ratio, train wall time,
+training steps per second), the models side by side, writes ``results.json`` and
+``strip.png`` (ground truth | baseline | SHACIRA for a few held-out views) in the output
+folder.
+
+GPU: ``--device cuda`` trains on the GPU (``trainer.device``); ``--paper`` sets the
+paper-scale configuration (:data:`PAPER`: full 800x800 views, T = 2^19, 16 levels up to
+resolution 2048, F = 2, 4096 rays per step, a 128^3 occupancy grid; ``--set`` still
+overrides it); ``--step-timing N`` only times N whole training steps, today's path
+against the automatic one (``bench/nerf_step.py``), prints them and writes
+``--json``::
+
+    python bench/nerf_lego.py --device cuda --paper --step-timing 100 --json steps.json
+    python bench/nerf_lego.py --device cuda --paper --iterations 3000
 """
 from __future__ import annotations
 
@@ -40,6 +51,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]   # the repository: configs, runs, ../shared
 
 from bdrate import bd_psnr, bd_rate, model_labels, parse_models  # noqa: E402  (bench/ is the script folder)
+from nerf_step import format_timing, step_timing  # noqa: E402
 from wisp_shacira.cli.main import run_guarded  # noqa: E402
 from wisp_shacira.tasks.report import format_table  # noqa: E402
 from wisp_shacira.config import load_config  # noqa: E402
@@ -47,6 +59,12 @@ from wisp_shacira.errors import ConfigError  # noqa: E402
 from wisp_shacira.tasks import nerf  # noqa: E402
 
 ENTROPY_KEY = "grid.entropy_model"
+PAPER = ["grid.num_levels=16", "grid.min_res=16", "grid.max_res=2048", "grid.log2_table_size=19",
+         "grid.feature_dim=2", "grid.latent_dim=2", "trainer.rays_per_batch=4096",
+         "trainer.occupancy_resolution=128", "trainer.occupancy_warmup=256",
+         "trainer.val_every=0", "trainer.checkpoint_every=0", "trainer.log_every=100",
+         "tracer.chunk_size=32768"]
+"""Overrides of ``--paper`` (with ``dataset.mip`` 0): the paper's lego scale on a GPU."""
 
 
 def _settings(points: str | None) -> list[str]:
@@ -74,10 +92,13 @@ def _methods(points: str | None, models: list[str]
 
 def _overrides(args: argparse.Namespace, compressed: bool, out: Path,
                point: list[str]) -> list[str]:
-    extra = [f"--{item}" for item in [*args.set, *point]]
+    preset = PAPER if args.paper else []
+    device = [] if args.device is None else [f"trainer.device={args.device}"]
+    extra = [f"--{item}" for item in [*preset, *device, *args.set, *point]]
     if args.iterations is not None:
         extra.insert(0, f"--trainer.iterations={args.iterations}")
-    return [f"--dataset.path={args.data}", f"--dataset.mip={args.mip}",
+    mip = args.mip if args.mip is not None else (0 if args.paper else 2)
+    return [f"--dataset.path={args.data}", f"--dataset.mip={mip}",
             f"--grid.compressed={str(compressed).lower()}", f"--output={out}", *extra]
 
 
@@ -103,9 +124,9 @@ def _table(rows: list[dict]) -> str:
         rep = row["report"]
         lines.append([row["method"], rep["psnr"], rep["ssim"], rep["bytes"],
                       f"{base['bytes'] / rep['bytes']:.1f}x", rep["psnr"] - base["psnr"],
-                      rep["train_seconds"]])
+                      rep["train_seconds"], rep["iterations"] / rep["train_seconds"]])
     return format_table(["method", "held-out PSNR", "SSIM", "file bytes", "smaller by",
-                         "dPSNR", "train s"], lines)
+                         "dPSNR", "train s", "steps/s"], lines)
 
 
 def _by_model(rows: list[dict], settings: list[str]) -> dict:
@@ -154,13 +175,32 @@ def _bd_lines(runs: dict, labels: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _main(argv: list[str]) -> None:
+def _timing(args: argparse.Namespace, out: Path) -> None:
+    """``--step-timing``: the SHACIRA config's training step, before and after."""
+    cfg = load_config(nerf.AppConfig, args.config, _overrides(args, True, out / "timing", []))
+    report = step_timing(cfg, args.step_timing, args.warmup)
+    print(format_timing(report), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "lego"))
     parser.add_argument("--config", default=str(ROOT / "configs" / "shacira_lego.yaml"))
     parser.add_argument("--iterations", type=int, default=None,
                         help="same for both methods (default: the config's)")
-    parser.add_argument("--mip", type=int, default=2)
+    parser.add_argument("--mip", type=int, default=None,
+                        help="views downscaled by 2^mip (default 2; 0 with --paper)")
+    parser.add_argument("--device", default=None, choices=["cpu", "cuda"],
+                        help="trainer.device (default: the config's, auto)")
+    parser.add_argument("--paper", action="store_true",
+                        help="the paper-scale configuration (PAPER in this script)")
+    parser.add_argument("--step-timing", type=int, default=None, metavar="STEPS",
+                        help="only time STEPS training steps, before and after (nerf_step.py)")
+    parser.add_argument("--warmup", type=int, default=300,
+                        help="steps trained before --step-timing starts timing")
+    parser.add_argument("--json", default=None, help="with --step-timing: write the timing here")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_nerf_lego"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra config override for both methods, e.g. trainer.rays_per_batch=4096")
@@ -170,11 +210,18 @@ def _main(argv: list[str]) -> None:
     parser.add_argument("--entropy-models", default="factorized", metavar="LIST",
                         help="grid.entropy_model values of the SHACIRA runs, comma-separated "
                              "(e.g. factorized,context); each setting runs once per model")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv: list[str]) -> None:
+    args = _parser().parse_args(argv)
     models = parse_models(args.entropy_models)
     if any(item.partition("=")[0].strip() == ENTROPY_KEY for item in args.set):
         raise ConfigError(f"--set {ENTROPY_KEY}: give the models with --entropy-models")
     out = Path(args.out)
+    if args.step_timing is not None:
+        _timing(args, out)
+        return
     methods = _methods(args.points, models)
     configs = [load_config(nerf.AppConfig, args.config,
                            _overrides(args, compressed, out / name, point))
@@ -188,7 +235,7 @@ def _main(argv: list[str]) -> None:
         rows.append({"method": method, "cfg": cfg, "report": report, "model": label,
                      "setting": setting})
     rep = rows[-1]["report"]
-    print(f"\nlego, mip {args.mip} ({rep['width']}x{rep['height']}), {rep['iterations']} iterations "
+    print(f"\nlego, {rep['width']}x{rep['height']} views, {rep['iterations']} iterations "
           f"each; held out: every 8th view ({rep['views']} '{rep['split']}' views), "
           f"never trained on. PSNR/SSIM of 8-bit renders decoded from each saved file.")
     print(_table(rows))
@@ -206,7 +253,9 @@ def _main(argv: list[str]) -> None:
                                   if r["model"] is not None else None),
                 **{k: r["report"][k] for k in
                    ("psnr", "ssim", "psnr_in_memory", "bytes", "grid_float_bytes", "train_seconds",
-                    "iterations", "file")}} for r in rows]
+                    "iterations", "file")},
+                "steps_per_s": r["report"]["iterations"] / r["report"]["train_seconds"]}
+               for r in rows]
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out / 'results.json'} and {strip}")
 

@@ -20,9 +20,13 @@ from torch import nn
 
 from wisp_shacira.config import require
 from wisp_shacira.fields.base import MLP, CompressedField
+from wisp_shacira.grid.latents_first import StepLatents
 from wisp_shacira.grid.shacira_grid import GridConfig, ShaciraGrid
 
 _TRUNC_EXP_MAX = 15.0
+GridTable = torch.Tensor | StepLatents
+"""What ``ShaciraGrid.step_table`` returns: the decoded table, or (training) the rounded
+latents, interpolated first where that costs less."""
 
 
 @dataclass
@@ -145,11 +149,12 @@ class RadianceField(CompressedField):
     def query(self, lod: int | None = None, tau: float | None = None) -> "RadianceQuery":
         """The field at LOD ``lod`` in phase ``tau``, with the grid table (quantise +
         decoder) computed once for every call made through it (e.g. the tracer's
-        marching rounds of one training step)."""
-        return RadianceQuery(self, self.grid.decoded_table(tau), lod)
+        marching rounds of one training step); when training, ``grid.step_table``: the
+        latents rounded once, decoded after interpolating while that costs less."""
+        return RadianceQuery(self, self.grid.step_table(tau), lod)
 
     def _density_features(self, points: torch.Tensor, lod: int | None,
-                          table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                          table: GridTable) -> tuple[torch.Tensor, torch.Tensor]:
         """``points: [M, 3]`` in [-1, 1] -> (density [M] >= 0, geometric features [M, G])."""
         coords = ((points + 1.0) * 0.5).clamp(0.0, 1.0)
         out = self.heads["density"](self.grid.interpolate(coords, lod, table=table))
@@ -161,10 +166,10 @@ class RadianceField(CompressedField):
         return sigma, out[:, 1:]
 
     def density(self, points: torch.Tensor, lod: int | None = None, tau: float | None = None,
-                table: torch.Tensor | None = None) -> torch.Tensor:
+                table: GridTable | None = None) -> torch.Tensor:
         """Density at ``points: [M, 3]`` in [-1, 1]; returns [M] (for occupancy updates).
-        ``table``: ``grid.decoded_table(tau)`` computed by the caller."""
-        table = self.grid.decoded_table(tau) if table is None else table
+        ``table``: ``grid.step_table(tau)`` computed by the caller."""
+        table = self.grid.step_table(tau) if table is None else table
         return self._density_features(points, lod, table)[0]
 
     def encode_dirs(self, dirs: torch.Tensor) -> torch.Tensor:
@@ -174,7 +179,7 @@ class RadianceField(CompressedField):
         return positional_encoding(dirs, self.nef_config.view_degree)
 
     def forward(self, points: torch.Tensor, dirs: torch.Tensor, lod: int | None = None,
-                tau: float | None = None, table: torch.Tensor | None = None
+                tau: float | None = None, table: GridTable | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Density and colour of samples.
 
@@ -182,12 +187,12 @@ class RadianceField(CompressedField):
             points: [M, 3] in [-1, 1]^3.
             dirs: [M, 3] unit view directions.
             lod: levels used (None = all); tau: quantisation phase (None at evaluation).
-            table: ``grid.decoded_table(tau)`` computed by the caller (then ``tau`` is
+            table: ``grid.step_table(tau)`` computed by the caller (then ``tau`` is
                 not used).
         Returns:
             (sigma [M] >= 0, rgb [M, 3] in (0, 1)).
         """
-        table = self.grid.decoded_table(tau) if table is None else table
+        table = self.grid.step_table(tau) if table is None else table
         sigma, geo = self._density_features(points, lod, table)
         rgb = torch.sigmoid(self.heads["color"](torch.cat([geo, self.encode_dirs(dirs)], dim=-1)))
         return sigma, rgb
@@ -200,7 +205,7 @@ class RadianceQuery:
     ``query.density(points)``, the contract of the tracer and the occupancy grid."""
 
     field: RadianceField
-    table: torch.Tensor
+    table: GridTable
     lod: int | None
 
     def __call__(self, points: torch.Tensor, dirs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

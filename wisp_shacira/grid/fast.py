@@ -1,7 +1,7 @@
 """Fast paths for the multi-resolution encoding, and the one dispatch point.
 
 :func:`encode` picks a backend (explicit ``backend=`` argument, else the environment
-variable ``WISP_SHACIRA_ENCODING=reference|torch|numba|plan``, else automatic):
+variable ``WISP_SHACIRA_ENCODING=reference|torch|numba|triton|plan``, else automatic):
 
 - ``plan``: for a batch of coordinates that is reused (the full-image batch of the
   image task, full-frame batches of video) corner rows and weights never change, so
@@ -11,8 +11,16 @@ variable ``WISP_SHACIRA_ENCODING=reference|torch|numba|plan``, else automatic):
   whenever a plan is passed (and always when ``coords`` is None).
 - ``numba``: fused CPU kernels (:mod:`wisp_shacira.grid.numba_kernels`) for float32
   tensors, compiled on first use and cached on disk; needs the optional extra ``fast``.
+- ``triton``: fused GPU kernels (:mod:`wisp_shacira.grid.triton_kernels`) for float32
+  CUDA tensors, compiled by Triton on first use and cached; chosen automatically when
+  the table takes a gradient (training), forced for any CUDA float32 call with
+  ``backend="triton"`` (CPU tensors too when ``TRITON_INTERPRET=1``: Triton's
+  interpreter). Missing Triton or a kernel that fails to compile: one log line, then the
+  torch path. Evaluation and decoding keep the torch path until a GPU run has shown the
+  Triton forward bit-identical to the CPU reference (``TRITON_FOR_EVALUATION``).
 - ``torch``: the vectorised PyTorch path (:mod:`wisp_shacira.grid.fused_torch`), on
-  any device; the CUDA path, and the CPU fallback when numba is missing or fails.
+  any device; the CUDA path without Triton, and the CPU fallback when numba is missing
+  or fails.
 - ``reference``: :func:`~wisp_shacira.grid.encoding.encode_reference`; also taken
   whenever ``coords`` requires a gradient (the fast paths differentiate w.r.t. the
   table only).
@@ -26,7 +34,6 @@ The chosen backend is logged once per backend name (logger ``wisp_shacira.grid.f
 """
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import logging
 import os
@@ -41,10 +48,12 @@ from wisp_shacira.errors import ConfigError
 from wisp_shacira.grid.encoding import encode_reference
 from wisp_shacira.grid.fused_torch import encode_fused
 from wisp_shacira.grid.hashing import GridLayout, level_corners
+from wisp_shacira.grid.optional_kernels import import_kernels
+from wisp_shacira.grid.triton_select import load_triton, triton_ready, triton_wanted
 
 logger = logging.getLogger(__name__)
 
-BACKENDS: tuple[str, ...] = ("reference", "torch", "numba", "plan")
+BACKENDS: tuple[str, ...] = ("reference", "torch", "numba", "triton", "plan")
 ENV_VAR = "WISP_SHACIRA_ENCODING"
 _announced: set[str] = set()
 _failed: set[str] = set()
@@ -146,12 +155,7 @@ def requested_backend(backend: str | None = None) -> str | None:
 @lru_cache(maxsize=1)
 def load_numba() -> ModuleType | None:
     """The numba kernels module, or None (logged once) when numba is missing or broken."""
-    try:
-        return importlib.import_module("wisp_shacira.grid.numba_kernels")
-    except Exception as exc:  # noqa: BLE001 - any import failure means "no numba backend"
-        logger.info("numba backend unavailable (%s: %s); using the torch path",
-                    type(exc).__name__, exc)
-        return None
+    return import_kernels("wisp_shacira.grid.numba_kernels", "numba")
 
 
 def numba_fits(table: torch.Tensor, coords: torch.Tensor) -> bool:
@@ -182,6 +186,8 @@ def select_backend(table: torch.Tensor, coords: torch.Tensor | None, plan: Encod
     if wanted == "numba":
         _announce("numba-missing", "numba backend requested but not usable for %s %s tensors "
                   "(needs numba and float32 CPU tensors); using torch", table.device, table.dtype)
+    if triton_wanted(table, coords, wanted):
+        return "triton"
     return "torch"
 
 
@@ -195,6 +201,19 @@ def _tcnn_note(table: torch.Tensor) -> str:
     if table.device.type == "cuda" and importlib.util.find_spec("tinycudann") is not None:
         return " (tinycudann is installed but its grid convention differs from ours; not used)"
     return ""
+
+
+def _run_triton(table: torch.Tensor, coords: torch.Tensor, layout: GridLayout,
+                active: int) -> torch.Tensor | None:
+    """The Triton encoding, or None (then the torch path runs) when it does not apply."""
+    kernels = load_triton()
+    if not kernels.fits_layout(layout):
+        _announce("triton-layout", "triton kernels take 1-3 dimensions and hashed tables of "
+                  "2^k rows; using the torch path for this %d-D grid", layout.dim)
+        return None
+    if not triton_ready(kernels, layout.dim, table.shape[1], table.device):
+        return None
+    return kernels.encode_triton(table, coords, layout, active)
 
 
 def _run_numba(table: torch.Tensor, coords: torch.Tensor, layout: GridLayout,
@@ -230,7 +249,7 @@ def encode(table: torch.Tensor, coords: torch.Tensor | None, layout: GridLayout,
         coords: [N, d] in [0, 1]; may be None when ``plan`` is given.
         num_active: levels ``>= num_active`` give zeros; None = all.
         plan: precomputed operator for these coordinates (see :func:`build_plan`).
-        backend: force ``reference``, ``torch``, ``numba`` or ``plan``; None = the
+        backend: force ``reference``, ``torch``, ``numba``, ``triton`` or ``plan``; None = the
             environment variable ``WISP_SHACIRA_ENCODING``, else automatic.
     Returns:
         [N, L * F], identical (to float rounding) whichever backend runs.
@@ -242,8 +261,9 @@ def encode(table: torch.Tensor, coords: torch.Tensor | None, layout: GridLayout,
     active = layout.num_levels if num_active is None else max(0, min(num_active, layout.num_levels))
     if name == "reference":
         return encode_reference(table, coords, layout, num_active)
-    if name == "numba":
-        out = _run_numba(table, coords, layout, active)
+    if name in ("numba", "triton"):
+        run = _run_numba if name == "numba" else _run_triton
+        out = run(table, coords, layout, active)
         if out is not None:
             return out
     return encode_fused(table, coords, layout, active)

@@ -149,21 +149,34 @@ class _FusedEncode(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         (coords,) = ctx.saved_tensors
-        layout: GridLayout = ctx.layout
-        rows_total, feat = ctx.table_shape
-        grad_flat = grad.new_zeros(rows_total * feat)
-        grad = grad.reshape(coords.shape[0], layout.num_levels, feat)
-        features = torch.arange(feat, device=grad.device)
-        chunk = _chunk_size(coords, layout, feat)
-        for start in range(0, coords.shape[0], chunk):
-            part = coords[start:start + chunk]
-            for group in level_groups(layout, ctx.num_active, coords.device):
-                rows, weights = group_corners(part, group)
-                level_grad = grad[start:start + chunk, group.levels]
-                contrib = weights.to(grad.dtype)[..., None] * level_grad[:, :, None, :]
-                index = rows[..., None] * feat + features
-                grad_flat.index_add_(0, index.reshape(-1), contrib.reshape(-1))
-        return grad_flat.view(rows_total, feat), None, None, None
+        grad_table = fused_backward(grad, coords, ctx.layout, ctx.num_active, ctx.table_shape)
+        return grad_table, None, None, None
+
+
+def fused_backward(grad: torch.Tensor, coords: torch.Tensor, layout: GridLayout,
+                   num_active: int, table_shape: torch.Size) -> torch.Tensor:
+    """Table gradient of the encoding (one ``index_add_`` per chunk and level group;
+    deterministic on CUDA under ``torch.use_deterministic_algorithms(True)``).
+
+    Args:
+        grad: [N, L * F] gradient of the output; coords: [N, d].
+    Returns:
+        [rows, F], ``rows, F = table_shape``.
+    """
+    rows_total, feat = table_shape
+    grad_flat = grad.new_zeros(rows_total * feat)
+    grad = grad.reshape(coords.shape[0], layout.num_levels, feat)
+    features = torch.arange(feat, device=grad.device)
+    chunk = _chunk_size(coords, layout, feat)
+    for start in range(0, coords.shape[0], chunk):
+        part = coords[start:start + chunk]
+        for group in level_groups(layout, num_active, coords.device):
+            rows, weights = group_corners(part, group)
+            level_grad = grad[start:start + chunk, group.levels]
+            contrib = weights.to(grad.dtype)[..., None] * level_grad[:, :, None, :]
+            index = rows[..., None] * feat + features
+            grad_flat.index_add_(0, index.reshape(-1), contrib.reshape(-1))
+    return grad_flat.view(rows_total, feat)
 
 
 def encode_fused(table: torch.Tensor, coords: torch.Tensor, layout: GridLayout,

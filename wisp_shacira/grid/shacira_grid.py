@@ -25,6 +25,7 @@ from wisp_shacira.entropy.prior import FactorizedPrior
 from wisp_shacira.grid.fast import EncodingPlan, encode
 from wisp_shacira.grid.gathered import encode_gathered, worth_gathering
 from wisp_shacira.grid.hashing import GridLayout, make_layout
+from wisp_shacira.grid.latents_first import StepLatents, encode_latents_first, latents_first_pays
 from wisp_shacira.grid.quantize import quantize
 
 
@@ -186,9 +187,24 @@ class ShaciraGrid(nn.Module):
             return self.latents
         return self.decoder(self.quantized_latents(tau))
 
+    def step_table(self, tau: float | None = None) -> torch.Tensor | StepLatents:
+        """What several :meth:`interpolate` calls of one step share (``table=``): when
+        training a compressed grid (gradients on), the latents rounded once in phase
+        ``tau`` (:class:`~wisp_shacira.grid.latents_first.StepLatents`: each call then
+        interpolates first or decodes the table, whichever costs less); otherwise
+        :meth:`decoded_table`, so evaluation is unchanged."""
+        if self._training_latents():
+            return StepLatents(self.quantized_latents(tau), self.decoder)
+        return self.decoded_table(tau)
+
+    def _training_latents(self) -> bool:
+        """Whether calls train the latents: a compressed grid in train mode, gradients on
+        (``eval()`` keeps a module's arithmetic that of evaluation even with gradients)."""
+        return self.config.compressed and self.training and torch.is_grad_enabled()
+
     def interpolate(self, coords: torch.Tensor | None, lod: int | None = None,
                     tau: float | None = None, plan: EncodingPlan | None = None,
-                    table: torch.Tensor | None = None) -> torch.Tensor:
+                    table: torch.Tensor | StepLatents | None = None) -> torch.Tensor:
         """Multi-resolution features.
 
         Args:
@@ -197,22 +213,37 @@ class ShaciraGrid(nn.Module):
                 zeros. None = all levels.
             tau: quantisation phase (see :meth:`quantized_latents`); None at evaluation.
             plan: precomputed operator for fixed coordinates.
-            table: ``decoded_table(tau)`` computed once by the caller for several calls
-                (then ``tau`` is not used).
+            table: ``decoded_table(tau)`` or ``step_table(tau)`` computed once by the
+                caller for several calls (then ``tau`` is not used).
         Returns:
             [N, L * F].
 
         When training (gradients on) a compressed grid with a batch that reads fewer
         corners than the table holds, only the looked-up latents are rounded and decoded
-        (:mod:`~wisp_shacira.grid.gathered`); the result is the same function.
+        (:mod:`~wisp_shacira.grid.gathered`); otherwise, in train mode, when interpolating
+        the rounded latents and decoding after costs less than decoding every row, that
+        (:mod:`~wisp_shacira.grid.latents_first`). Either is the same function.
         """
         check_lod(lod, self.num_levels)
-        if (table is None and plan is None and coords is not None and self.config.compressed
-                and torch.is_grad_enabled() and worth_gathering(self.layout, coords.shape[0])):
-            active = self.num_levels if lod is None else lod
+        active = self.num_levels if lod is None else lod
+        if isinstance(table, StepLatents):
+            return table.interpolate(coords, self.layout, active, plan)
+        training = table is None and self.config.compressed and torch.is_grad_enabled()
+        if (training and plan is None and coords is not None
+                and worth_gathering(self.layout, coords.shape[0])):
             return encode_gathered(self.latents, self.decoder, coords, self.layout, active, tau)
+        if training and self.training and self._latents_first_pays(coords, plan):
+            return encode_latents_first(self.quantized_latents(tau), self.decoder, coords,
+                                        self.layout, active, plan)
         table = self.decoded_table(tau) if table is None else table
         return encode(table, coords, self.layout, lod, plan)
+
+    def _latents_first_pays(self, coords: torch.Tensor | None, plan: EncodingPlan | None) -> bool:
+        """The cost model for all levels, whatever the LOD: every LOD then takes the same
+        path, so a LOD's features equal the full grid's on its levels, bit for bit."""
+        num_points = coords.shape[0] if coords is not None else plan.num_points
+        return latents_first_pays(self.layout, num_points, self.num_levels,
+                                  self.config.latent_dim, self.config.feature_dim)
 
     def rate_bits(self, sample: int | None = None) -> torch.Tensor:
         """Estimated bits of the latents: ``sum -log2 P(Q_hat + u)``, u ~ U(-1/2, 1/2).

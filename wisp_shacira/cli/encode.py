@@ -5,14 +5,22 @@ decode from the file and report, for any task (the config's ``task`` key picks i
 ``shacira_image``, ...). Every config value can be overridden with its dotted path;
 bare ``--resume`` means ``--resume true``. ``--help`` lists every key with its type,
 default (or, with ``--config``, its value in that config) and meaning.
+
+Data-parallel training of one field (image, video, nerf tasks; see ``docs/distributed.md``):
+``torchrun --nproc-per-node N --no-python wisp-shacira encode --config ...`` (or
+``python -m torch.distributed.run ...``). With ``WORLD_SIZE > 1`` in the environment each
+process joins the group (gloo on the CPU, nccl on ``cuda:LOCAL_RANK``), trains on its
+slice of every batch, and only rank 0 writes, logs and prints.
 """
 from __future__ import annotations
 
 import argparse
 import difflib
+import inspect
 import logging
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from wisp_shacira.config import (build_config, describe_config, leaf_keys, load_yaml, merge,
                                  parse_overrides)
@@ -21,6 +29,8 @@ from wisp_shacira.resources import config_names, resolve_config
 from wisp_shacira.tasks import TASKS, get_task
 from wisp_shacira.tasks.common import default_output_dir
 from wisp_shacira.tasks.protocol import Task
+from wisp_shacira.train.distributed import process_group, world_from_env
+from wisp_shacira.train.rd import resolve_device
 
 FLAGS = ("--resume",)
 MEANING_WIDTH = 100
@@ -112,10 +122,36 @@ def cmd_encode(args: argparse.Namespace, rest: list[str]) -> None:
                           f"({', '.join(config_names())})")
     task, cfg = load_run_config(args.config, rest)
     out_dir = Path(cfg.output) if cfg.output else default_output_dir(task.name)
+    if world_from_env() > 1:
+        _encode_parallel(task, cfg, out_dir)
+        return
     logging.getLogger("wisp_shacira").info("writing outputs to %s", out_dir)
     report = task.run(cfg, out_dir)
     print(task.summary(report))
     print(f"outputs in {out_dir}")
+
+
+def _encode_parallel(task: Task, cfg: Any, out_dir: Path) -> None:
+    """:func:`cmd_encode` in one process of a ``torchrun`` group: train together, rank 0
+    writes, logs and prints (rank 0's output folder for every rank).
+
+    Raises:
+        ConfigError: a task that does not train data-parallel.
+    """
+    if "parallel" not in inspect.signature(task.run).parameters:
+        raise ConfigError(f"the {task.name} task does not train under torchrun "
+                          f"(WORLD_SIZE={world_from_env()}); run it as one process")
+    with process_group(resolve_device(cfg.trainer.device)) as parallel:
+        logger = logging.getLogger("wisp_shacira")
+        if not parallel.is_main:
+            logger.setLevel(logging.ERROR)
+        out_dir = parallel.broadcast(out_dir)
+        logger.info("writing outputs to %s (%d processes, %s)", out_dir, parallel.world,
+                    parallel.backend)
+        report = task.run(cfg, out_dir, parallel=parallel)
+        if parallel.is_main:
+            print(task.summary(report))
+            print(f"outputs in {out_dir}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

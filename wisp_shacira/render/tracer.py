@@ -139,6 +139,7 @@ class Tracer:
         occupancy: OccupancyGrid | None = None,
         perturb: bool | None = None,
         bg_color: Tensor | None = None,
+        jitter: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Render a batch of rays.
 
@@ -150,6 +151,9 @@ class Tracer:
             perturb: jitter samples; None means ``config.jitter`` while gradients are
                 enabled and deterministic midpoints otherwise.
             bg_color: background ``[3]`` or ``[R, 3]``; defaults to ``config.bg_color``.
+            jitter: ``[R, S]`` uniforms of the stratified jitter drawn by the caller
+                (used when perturbing; None = drawn here): data-parallel training draws
+                them for the global batch and gives each process its rows.
 
         Returns:
             ``{"rgb": [R, 3], "depth": [R], "opacity": [R]}``; depth is the expected
@@ -158,7 +162,8 @@ class Tracer:
         if perturb is None:
             perturb = self.config.jitter and torch.is_grad_enabled()
         t_near, t_far, hit = ray_aabb(origins, dirs)
-        t, deltas = sample_along_rays(t_near, t_far, self.config.num_samples, jitter=perturb)
+        t, deltas = sample_along_rays(t_near, t_far, self.config.num_samples, jitter=perturb,
+                                      uniform=jitter)
         points = origins[:, None, :] + dirs[:, None, :] * t[..., None]
         keep = self._sample_mask(points, hit, occupancy)
         sigma, rgb = self._evaluate(field, points, dirs, keep, deltas)

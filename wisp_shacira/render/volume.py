@@ -40,6 +40,7 @@ def sample_along_rays(
     num_samples: int,
     jitter: bool = False,
     generator: torch.Generator | None = None,
+    uniform: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Stratified samples between ``t_near`` and ``t_far``.
 
@@ -50,6 +51,8 @@ def sample_along_rays(
         jitter: if True each sample is uniform within its bin, otherwise it is the
             bin midpoint (deterministic).
         generator: optional RNG for the jitter (must live on the rays' device).
+        uniform: ``[R, S]`` the jitter's uniforms, drawn by the caller (e.g. for a
+            global batch that processes share); None = drawn here.
 
     Returns:
         ``t [R, S]`` sample distances and ``deltas [R, S]`` bin widths.
@@ -59,7 +62,9 @@ def sample_along_rays(
     R = t_near.shape[0]
     width = ((t_far - t_near) / num_samples).clamp_min(0.0)
     steps = torch.arange(num_samples, device=t_near.device, dtype=t_near.dtype)
-    if jitter:
+    if jitter and uniform is not None:
+        u = uniform
+    elif jitter:
         u = torch.rand(
             (R, num_samples), device=t_near.device, dtype=t_near.dtype, generator=generator
         )

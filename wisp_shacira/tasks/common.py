@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -14,9 +15,19 @@ import torch
 from wisp_shacira.codec.model_io import encode_model, level_payload_bytes
 from wisp_shacira.errors import ConfigError
 from wisp_shacira.fields.base import CompressedField
+from wisp_shacira.grid.gathered import worth_gathering
 from wisp_shacira.outputs import check_writable, remove_stale_temporaries, write_atomic
 
 log = logging.getLogger("wisp_shacira")
+
+
+@dataclass
+class Trained:
+    """A trained field and what its data-parallel training averaged each step
+    (:meth:`~wisp_shacira.train.rd.RDTrainer.parallel_report`; None for one process)."""
+
+    field: CompressedField
+    parallel: dict | None = None
 
 
 def default_output_dir(task: str) -> Path:
@@ -114,3 +125,26 @@ def write_model(field: CompressedField, config: dict, path: Path) -> tuple[int, 
     log.info("latent rate: the %s model reports %.0f bytes, the coder wrote %d (%+.1f%%)",
              rate["entropy_model"], estimate, coded, 100.0 * (coded / max(estimate, 1e-9) - 1.0))
     return len(data), rate
+
+
+def batch_mse(prediction: torch.Tensor, target: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+    """``mean((prediction - target)^2)`` over ``[n, C]``, times a rank's ``weight`` (see
+    :meth:`~wisp_shacira.train.distributed.DataParallel.weight`; 1: not multiplied)."""
+    mse = torch.mean((prediction - target) ** 2)
+    return mse if weight == 1.0 else mse * weight
+
+
+def global_batch_table(field: CompressedField, tau: float | None, n_global: int,
+                       n_local: int) -> torch.Tensor | None:
+    """The decoded table when a rank's ``n_local`` points would take the gathered training
+    encoding but the global batch of ``n_global`` (what one process draws) would not:
+    then the rank rounds the whole table as one process does, so the random numbers it
+    draws (one soft-rounding sample per table entry, not one seed per step) do not depend
+    on the number of processes. None otherwise (the grid chooses as usual; its other
+    choices compute the same function and draw the same numbers)."""
+    grid = field.grid
+    if (n_local == n_global or not grid.config.compressed or not torch.is_grad_enabled()
+            or worth_gathering(grid.layout, n_global)
+            or not worth_gathering(grid.layout, n_local)):
+        return None
+    return grid.decoded_table(tau)

@@ -29,7 +29,8 @@ from wisp_shacira.metrics import mean_metric, psnr, ssim
 from wisp_shacira.outputs import write_atomic
 from wisp_shacira.resources import demo_data
 from wisp_shacira.tasks import image_large
-from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output, prepare_output_dir,
+from wisp_shacira.tasks.common import (Trained, batch_mse, check_not_input, global_batch_table,
+                                       prepare_decode_output, prepare_output_dir,
                                        seed_everything, tensorboard_writer, timed, write_json,
                                        write_model)
 from wisp_shacira.tasks.decoding import EVAL_CHUNK, parse_file_config
@@ -41,6 +42,7 @@ from wisp_shacira.tasks.image_tiles import (DEFAULT_TILE, Window, evaluate, pixe
 from wisp_shacira.tasks.protocol import LodTarget, TaskSpec
 from wisp_shacira.tasks.report import format_table, latent_rate_lines, rate_control_lines
 from wisp_shacira.train.config import TrainerConfig
+from wisp_shacira.train.distributed import SINGLE, DataParallel
 from wisp_shacira.train.rate_control import (RateSearch, file_size_probe, fit_to_target,
                                              pass_label, rate_target)
 from wisp_shacira.train.rd import Distortion, RDTrainer, resolve_device
@@ -127,61 +129,86 @@ PLAN_LIMIT = 1 << 25
 
 
 def _distortion(field_: ImageField, coords: torch.Tensor, target: torch.Tensor,
-                batch_size: int, seed: int) -> Distortion:
+                batch_size: int, seed: int, parallel: DataParallel = SINGLE) -> Distortion:
     """``distortion(tau)``: the MSE of one step in phase ``tau``, on the full image or on
-    mini-batches of ``batch_size`` pixels.
+    mini-batches of ``batch_size`` pixels (in a data-parallel run: this rank's slice of
+    each, weighted; see :mod:`~wisp_shacira.train.distributed`).
 
     Mini-batches partition the pixels at random into fixed subsets, each with its own
     precomputed encoding plan, visited in a new random order every epoch (so every
     pixel counts once per epoch, at the speed of the planned path). Above
     :data:`PLAN_LIMIT` pixels are drawn at random and encoded on the fly.
+
+    Raises:
+        ConfigError: a batch the processes cannot share (not divisible, or a subset
+            smaller than the number of processes).
     """
     num = len(coords)
     if batch_size == 0 or batch_size >= num:
-        plan = build_plan(coords, field_.grid.layout)
-        return lambda tau: torch.mean((field_(None, tau=tau, plan=plan) - target) ** 2)
+        start, stop = parallel.bounds(num)
+        plan = build_plan(coords[start:stop], field_.grid.layout)
+        weight = parallel.weight(stop - start, num)
+        return lambda tau: batch_mse(field_(None, tau=tau, plan=plan), target[start:stop], weight)
+    parallel.check_divisible("trainer.batch_size", batch_size)
     gen = torch.Generator().manual_seed(seed)
     if num * field_.grid.num_levels > PLAN_LIMIT:
-        def random_batch(tau: float | None) -> torch.Tensor:
-            idx = torch.randint(num, (batch_size,), generator=gen).to(coords.device)
-            return torch.mean((field_(coords[idx], tau=tau) - target[idx]) ** 2)
-        return random_batch
+        return _random_batches(field_, coords, target, batch_size, gen, parallel)
     subsets = torch.randperm(num, generator=gen).to(coords.device).chunk(math.ceil(num / batch_size))
-    plans = [build_plan(coords[idx], field_.grid.layout) for idx in subsets]
+    if len(subsets[-1]) < parallel.world:
+        raise ConfigError(f"trainer.batch_size = {batch_size} leaves a subset of "
+                          f"{len(subsets[-1])} pixels, fewer than the {parallel.world} "
+                          f"processes; choose another batch size")
+    local = [parallel.split(idx) for idx in subsets]
+    weights = [parallel.weight(len(part), len(idx)) for part, idx in zip(local, subsets)]
+    plans = [build_plan(coords[idx], field_.grid.layout) for idx in local]
     order: list[int] = []
 
     def planned_batch(tau: float | None) -> torch.Tensor:
         if not order:
             order.extend(torch.randperm(len(plans), generator=gen).tolist())
         k = order.pop()
-        return torch.mean((field_(None, tau=tau, plan=plans[k]) - target[subsets[k]]) ** 2)
+        return batch_mse(field_(None, tau=tau, plan=plans[k]), target[local[k]], weights[k])
     planned_batch.subsets = subsets  # type: ignore[attr-defined]
     return planned_batch
 
 
+def _random_batches(field_: ImageField, coords: torch.Tensor, target: torch.Tensor,
+                    batch_size: int, gen: torch.Generator, parallel: DataParallel) -> Distortion:
+    """``distortion(tau)``: ``batch_size`` pixels drawn at random each call, encoded on the
+    fly (this rank's equal share of them)."""
+    def random_batch(tau: float | None) -> torch.Tensor:
+        idx = parallel.split(torch.randint(len(coords), (batch_size,), generator=gen)
+                             .to(coords.device))
+        table = global_batch_table(field_, tau, batch_size, len(idx))
+        return batch_mse(field_(coords[idx], tau=tau, table=table), target[idx])
+    return random_batch
+
+
 def _train(image: ImageData, cfg: AppConfig, device: torch.device, writer, config: dict,
-           scale: float = 1.0) -> ImageField:
+           scale: float = 1.0, parallel: DataParallel = SINGLE) -> Trained:
     """A field trained with the lambda schedule times ``scale``, weights rounded for
     export (``config``: the file's CONFIG, for the size shown while training)."""
     seed_everything(cfg.trainer.seed)
     field_ = ImageField(cfg.grid, cfg.nef, image.channels).to(device)
     target = torch.from_numpy(image.pixels).to(device).reshape(-1, image.channels)
     coords = pixel_coords(image.height, image.width, device)
-    trainer = RDTrainer(field_, cfg.trainer, file_size_probe(field_, config), scale)
-    distortion = _distortion(field_, coords, target, cfg.trainer.batch_size, cfg.trainer.seed)
+    trainer = RDTrainer(field_, cfg.trainer, file_size_probe(field_, config), scale, parallel)
+    distortion = _distortion(field_, coords, target, cfg.trainer.batch_size, cfg.trainer.seed,
+                             parallel)
     trainer.fit(distortion, desc=pass_label(f"image {image.name}", scale), writer=writer,
                 tag=image.name)
-    return field_
+    return Trained(field_, trainer.parallel_report())
 
 
-def _fit(image: ImageData, cfg: AppConfig, device: torch.device,
-         writer) -> tuple[ImageField, RateSearch | None]:
+def _fit(image: ImageData, cfg: AppConfig, device: torch.device, writer,
+         parallel: DataParallel) -> tuple[Trained, RateSearch | None]:
     """The trained field, and the rate-control search when a target size is set."""
     config, what = file_config(cfg, image), f"image {image.name}"
     target = rate_target(lambda: ImageField(cfg.grid, cfg.nef, image.channels), cfg.trainer,
                          config, image.height * image.width, what)
-    return fit_to_target(lambda scale: _train(image, cfg, device, writer, config, scale),
-                         lambda field_: field_, config, target, what)
+    return fit_to_target(lambda scale: _train(image, cfg, device, writer, config, scale,
+                                              parallel),
+                         lambda trained: trained.field, config, target, what)
 
 
 def decode_pixels(path: Path, max_lod: int | None = None, partial: bool = False
@@ -235,47 +262,63 @@ def decode_output(source: Path, out: Path) -> Path:
     return out
 
 
-def compress_one(image_path: Path, cfg: AppConfig, out_dir: Path, writer=None) -> dict:
+def compress_one(image_path: Path, cfg: AppConfig, out_dir: Path, writer=None,
+                 parallel: DataParallel = SINGLE) -> dict:
     """Train, export, decode and measure one image; returns its metrics (the
-    out-of-core path for large images, see :mod:`~wisp_shacira.tasks.image_large`)."""
+    out-of-core path for large images, see :mod:`~wisp_shacira.tasks.image_large`).
+    In a data-parallel run every rank trains; only the main one writes and measures
+    (the others return ``{"name"}``)."""
     header = read_header(image_path)
     if use_out_of_core(cfg.dataset.out_of_core, header.height, header.width, cfg.grid,
                        PLAN_LIMIT):
-        return image_large.compress(image_path, header, cfg, out_dir, writer)
+        return image_large.compress(image_path, header, cfg, out_dir, writer, parallel)
     image = load_image(image_path)
     shac_path, png_path = out_dir / f"{image.name}.shac", out_dir / f"{image.name}.png"
     check_not_input(shac_path, [image_path])
     check_not_input(png_path, [image_path])
     device = resolve_device(cfg.trainer.device)
     with timed() as encode_time:
-        field_, rate_search = _fit(image, cfg, device, writer)
-        field_ = field_.cpu()
+        trained, rate_search = _fit(image, cfg, device, writer, parallel)
+        if not parallel.is_main:
+            return {"name": image.name}
+        field_ = trained.field.cpu()
         nbytes, rate = write_model(field_, file_config(cfg, image), shac_path)
     reference = _quantized(render(field_, image.height, image.width), image.bit_depth)
     with timed() as decode_time:
         decoded, _, _ = decode_pixels(shac_path)
     write_atomic(png_path, encode_png(decoded, image.bit_depth))
-    return {"name": image.name, "width": image.width, "height": image.height,
-            "psnr": psnr(decoded, image.pixels), "ssim": ssim(decoded, image.pixels),
-            "bpp": nbytes * 8 / (image.width * image.height), "bytes": nbytes,
-            "psnr_before_export": psnr(reference, image.pixels),
-            "decode_matches": bool(np.array_equal(reference, decoded)),
-            "encode_seconds": encode_time[0], "decode_seconds": decode_time[0], "rate": rate,
-            "rate_control": None if rate_search is None else rate_search.report()}
+    row = {"name": image.name, "width": image.width, "height": image.height,
+           "psnr": psnr(decoded, image.pixels), "ssim": ssim(decoded, image.pixels),
+           "bpp": nbytes * 8 / (image.width * image.height), "bytes": nbytes,
+           "psnr_before_export": psnr(reference, image.pixels),
+           "decode_matches": bool(np.array_equal(reference, decoded)),
+           "encode_seconds": encode_time[0], "decode_seconds": decode_time[0], "rate": rate,
+           "rate_control": None if rate_search is None else rate_search.report()}
+    if trained.parallel is not None:
+        row["distributed"] = trained.parallel
+    return row
 
 
-def run(cfg: AppConfig, out_dir: Path) -> dict:
-    """Compress every image of ``cfg.dataset.path``; writes files and ``metrics.json``."""
-    prepare_output_dir(out_dir)
+def run(cfg: AppConfig, out_dir: Path, parallel: DataParallel = SINGLE) -> dict:
+    """Compress every image of ``cfg.dataset.path``; writes files and ``metrics.json``
+    (under ``torchrun``: every process trains, only the main one writes; the others
+    return ``{"task", "rank"}``)."""
+    if parallel.is_main:
+        prepare_output_dir(out_dir)
     paths = list_images(cfg.dataset.path or DEMO_IMAGE)
     names = [p.stem for p in paths]
     if len(set(names)) != len(names):
         raise DataError(f"{cfg.dataset.path}: two input images share a file name stem; outputs would collide")
-    writer = tensorboard_writer(cfg.trainer.tensorboard, out_dir / "tensorboard")
-    rows = [compress_one(p, cfg, out_dir, writer) for p in paths]
+    writer = tensorboard_writer(cfg.trainer.tensorboard and parallel.is_main,
+                                out_dir / "tensorboard")
+    rows = [compress_one(p, cfg, out_dir, writer, parallel) for p in paths]
+    if not parallel.is_main:
+        return {"task": "image", "rank": parallel.rank}
     keys = ("psnr", "ssim", "bpp", "bytes", "encode_seconds", "decode_seconds")
     mean = {k: mean_metric(r[k] for r in rows) for k in keys}
     report = {"task": "image", "images": rows, "mean": mean, "config": dataclasses.asdict(cfg)}
+    if parallel.distributed:
+        report["distributed"] = rows[0].get("distributed")
     write_json(out_dir / "metrics.json", report)
     return report
 

@@ -38,6 +38,7 @@ from wisp_shacira.tasks.nerf_poses import read_poses
 from wisp_shacira.tasks.protocol import LodTarget, TaskSpec
 from wisp_shacira.tasks.report import latent_rate_lines, rate_control_lines
 from wisp_shacira.tasks.nerf_train import train_field
+from wisp_shacira.train.distributed import SINGLE, DataParallel
 from wisp_shacira.train.rate_control import fit_to_target, rate_target
 from wisp_shacira.train.rd import resolve_device
 
@@ -170,9 +171,12 @@ def _measure(field_: RadianceField, config: dict, path: Path, held: NerfScene,
             "decode_seconds": decode_time[0]}
 
 
-def run(cfg: AppConfig, out_dir: Path) -> dict:
-    """Train, export, decode from the file and measure held-out views; writes ``metrics.json``."""
-    prepare_output_dir(out_dir)
+def run(cfg: AppConfig, out_dir: Path, parallel: DataParallel = SINGLE) -> dict:
+    """Train, export, decode from the file and measure held-out views; writes ``metrics.json``
+    (under ``torchrun``: every process trains, only the main one writes; the others
+    return ``{"task", "rank"}``)."""
+    if parallel.is_main:
+        prepare_output_dir(out_dir)
     scene, norm, root = load_scene(cfg.dataset)
     split = held_out_split(scene, root)
     held = scene.split(split)
@@ -188,8 +192,10 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
                          "scene")
     train = scene.split("train").to(device)
     result, rate_search = fit_to_target(
-        lambda scale: train_field(cfg, train, val, device, out_dir, config, scale),
+        lambda scale: train_field(cfg, train, val, device, out_dir, config, scale, parallel),
         lambda done: done.field, config, target, "scene")
+    if not parallel.is_main:
+        return {"task": "nerf", "rank": parallel.rank}
     field_ = result.field.eval()
     path, nbytes, rate = _export(field_, config, out_dir)
     report = {"task": "nerf", "scene": str(root), "split": split, "views": len(held.names),
@@ -200,6 +206,8 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
               "resumed_from": result.resumed_from, "validation": result.history,
               "rate_control": None if rate_search is None else rate_search.report(),
               "config": dataclasses.asdict(cfg)}
+    if result.parallel is not None:
+        report["distributed"] = result.parallel
     write_json(out_dir / "metrics.json", report)
     return report
 

@@ -8,6 +8,11 @@ is refreshed from the field's density. ``output/checkpoint.pt`` is written every
 ``checkpoint_every`` steps and at the end (atomically, with the RNG state), so an
 interrupted run resumed with ``resume: true`` loses at most the steps since its last
 checkpoint and then follows the same trajectory as an uninterrupted run.
+
+Under ``torchrun`` every process draws the whole ray batch (pixels, random
+backgrounds and the tracer's jitter, as one process does) and renders its slice of
+it; only rank 0 validates and writes checkpoints, and a checkpoint resumes under any
+number of processes (:mod:`~wisp_shacira.train.distributed`).
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from wisp_shacira.render.tracer import Tracer
 from wisp_shacira.tasks.common import seed_everything, tensorboard_writer
 from wisp_shacira.tasks.nerf_config import AppConfig
 from wisp_shacira.train.checkpoint import load_checkpoint, restore_checkpoint, save_checkpoint
+from wisp_shacira.train.distributed import SINGLE, DataParallel
 from wisp_shacira.train.rate_control import file_size_probe, pass_label
 from wisp_shacira.train.rd import Distortion, RDTrainer, StepHooks, StepStats
 
@@ -49,12 +55,14 @@ class TrainResult:
         history: validation points ``{"step", "val_psnr"}``.
         seconds: wall time of the training loop (summed over resumed runs).
         resumed_from: step the run resumed from, or None.
+        parallel: what a data-parallel run averaged each step (None for one process).
     """
 
     field: RadianceField
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     resumed_from: int | None = None
+    parallel: dict | None = None
 
 
 def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
@@ -84,24 +92,32 @@ def _check_same_config(saved: dict[str, Any], cfg: AppConfig, path: Path) -> Non
 
 
 def make_distortion(field_: RadianceField, tracer: Tracer, occupancy: OccupancyGrid,
-                    scene: NerfScene, cfg: AppConfig) -> Distortion:
+                    scene: NerfScene, cfg: AppConfig,
+                    parallel: DataParallel = SINGLE) -> Distortion:
     """``distortion(tau)``: MSE of a random batch of training rays per call, the field in
-    phase ``tau`` (random backgrounds if enabled)."""
+    phase ``tau`` (random backgrounds if enabled). In a data-parallel run every rank
+    draws the whole batch (pixels, backgrounds, the tracer's jitter: the random numbers
+    one process draws) and renders its equal slice of the rays."""
     n, device = cfg.trainer.rays_per_batch, scene.images.device
     bg = torch.tensor(cfg.dataset.bg_color, device=device)
 
     def distortion(tau: float | None) -> torch.Tensor:
-        view = torch.randint(scene.num_views, (n,), device=device)
-        row = torch.randint(scene.H, (n,), device=device)
-        col = torch.randint(scene.W, (n,), device=device)
+        view = parallel.split(torch.randint(scene.num_views, (n,), device=device))
+        row = parallel.split(torch.randint(scene.H, (n,), device=device))
+        col = parallel.split(torch.randint(scene.W, (n,), device=device))
         origins, dirs, target = scene.pixel_rays(view, row, col)
         ray_bg = None
         if cfg.trainer.random_bg:
-            ray_bg = torch.rand(n, 3, device=device)
+            ray_bg = parallel.split(torch.rand(n, 3, device=device))
             clear = (1.0 - scene.alphas[view, row, col])[:, None]
             target = target + (ray_bg - bg) * clear
         query = field_.query(tau=tau)
-        rgb = tracer.render_rays(query, origins, dirs, occupancy, bg_color=ray_bg)["rgb"]
+        jitter = None
+        if parallel.distributed and tracer.config.jitter:
+            jitter = parallel.split(torch.rand((n, tracer.config.num_samples), device=device,
+                                               dtype=origins.dtype))
+        rgb = tracer.render_rays(query, origins, dirs, occupancy, bg_color=ray_bg,
+                                 jitter=jitter)["rgb"]
         return torch.mean((rgb - target) ** 2)
 
     return distortion
@@ -128,19 +144,22 @@ class _Loop(StepHooks):
     validation, checkpoints, timing and TensorBoard after it."""
 
     def __init__(self, cfg: AppConfig, device: torch.device, out_dir: Path, config: dict,
-                 val_scene: NerfScene | None, scale: float = 1.0) -> None:
+                 val_scene: NerfScene | None, scale: float = 1.0,
+                 parallel: DataParallel = SINGLE) -> None:
         seed_everything(cfg.trainer.seed)
         self.cfg = cfg
+        self.main = parallel.is_main
         self.field = RadianceField(cfg.grid, cfg.nef).to(device)
         self.tracer = Tracer(cfg.tracer)
         self.occupancy = OccupancyGrid(cfg.trainer.occupancy_resolution,
                                        warmup_steps=cfg.trainer.occupancy_warmup).to(device)
         self.trainer = RDTrainer(self.field, cfg.trainer, file_size_probe(self.field, config),
-                                 scale)
+                                 scale, parallel)
         self.path = out_dir / CHECKPOINT_NAME
         self.result = TrainResult(self.field)
-        self.writer = tensorboard_writer(cfg.trainer.tensorboard, out_dir / "tensorboard")
-        self.val_scene = val_scene
+        self.writer = tensorboard_writer(cfg.trainer.tensorboard and self.main,
+                                         out_dir / "tensorboard")
+        self.val_scene = val_scene if self.main else None
         self._started = time.perf_counter()
 
     def resume(self) -> None:
@@ -181,8 +200,8 @@ class _Loop(StepHooks):
             self.writer.add_scalar("train/psnr", stats.psnr, steps_done)
             self.writer.add_scalar("train/bits", stats.bits, steps_done)
         self.result.seconds += time.perf_counter() - self._started
-        if (tcfg.checkpoint_every and steps_done % tcfg.checkpoint_every == 0) \
-                or steps_done == tcfg.iterations:
+        if self.main and ((tcfg.checkpoint_every and steps_done % tcfg.checkpoint_every == 0)
+                          or steps_done == tcfg.iterations):
             self.save()
 
     def postfix(self) -> dict[str, str]:
@@ -194,7 +213,7 @@ class _Loop(StepHooks):
 
 def train_field(cfg: AppConfig, train_scene: NerfScene, val_scene: NerfScene | None,
                 device: torch.device, out_dir: Path, config: dict,
-                scale: float = 1.0) -> TrainResult:
+                scale: float = 1.0, parallel: DataParallel = SINGLE) -> TrainResult:
     """Train (or resume) a radiance field; see the module docstring.
 
     Args:
@@ -202,18 +221,27 @@ def train_field(cfg: AppConfig, train_scene: NerfScene, val_scene: NerfScene | N
         val_scene: views for periodic validation (None = no validation).
         config: the file's CONFIG (for the size shown while training).
         scale: multiplier of the lambda schedule (a rate-control pass).
+        parallel: the data-parallel process group: every rank trains on its slice of
+            each batch and resumes from the same checkpoint (made by any number of
+            processes); only the main one validates and writes checkpoints.
+
+    Raises:
+        ConfigError: ``trainer.rays_per_batch`` not divisible by the number of processes.
     """
-    loop = _Loop(cfg, device, out_dir, config, val_scene, scale)
+    parallel.check_divisible("trainer.rays_per_batch", cfg.trainer.rays_per_batch)
+    loop = _Loop(cfg, device, out_dir, config, val_scene, scale, parallel)
     if cfg.resume:
         loop.resume()
-    elif loop.path.exists():
+    elif loop.path.exists() and parallel.is_main:
         log.warning("%s exists and will be replaced (pass --resume to continue it)", loop.path)
-    if cfg.trainer.checkpoint_every:
+    if cfg.trainer.checkpoint_every and parallel.is_main:
         log.info("checkpoint every %d steps in %s; continue an interrupted run with "
                  "--output %s --resume", cfg.trainer.checkpoint_every, loop.path, out_dir)
-    distortion = make_distortion(loop.field, loop.tracer, loop.occupancy, train_scene, cfg)
+    distortion = make_distortion(loop.field, loop.tracer, loop.occupancy, train_scene, cfg,
+                                 parallel)
     loop.field.train()
     loop.trainer.run(distortion, pass_label("nerf", scale), hooks=[loop])
     if loop.writer is not None:
         loop.writer.close()
+    loop.result.parallel = loop.trainer.parallel_report()
     return loop.result

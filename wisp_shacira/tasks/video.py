@@ -36,10 +36,12 @@ from wisp_shacira.resources import demo_data
 from wisp_shacira.tasks.protocol import LodTarget, TaskSpec
 from wisp_shacira.tasks.report import latent_rate_lines, rate_control_lines
 from wisp_shacira.tasks.decoding import EVAL_CHUNK, build_field, eval_bytes, parse_file_config
-from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output, prepare_output_dir,
+from wisp_shacira.tasks.common import (Trained, batch_mse, check_not_input, global_batch_table,
+                                       prepare_decode_output, prepare_output_dir,
                                        seed_everything, tensorboard_writer, timed, write_json,
                                        write_model)
 from wisp_shacira.train.config import TrainerConfig
+from wisp_shacira.train.distributed import SINGLE, DataParallel
 from wisp_shacira.train.rate_control import (RateSearch, file_size_probe, fit_to_target,
                                              pass_label, rate_target)
 from wisp_shacira.train.rd import Distortion, RDTrainer, resolve_device
@@ -128,10 +130,10 @@ def render_frames(field_: VideoField, num_frames: int, height: int, width: int,
     return out
 
 
-def _full_batch_loss(field_: VideoField, frames: np.ndarray,
-                     device: torch.device) -> Distortion:
+def _full_batch_loss(field_: VideoField, frames: np.ndarray, device: torch.device,
+                     parallel: DataParallel = SINGLE) -> Distortion:
     """``distortion(tau)``: MSE of the whole clip through a precomputed plan (small clips
-    only)."""
+    only; in a data-parallel run this rank's slice of the pixels, weighted)."""
     num_frames, height, width, _ = frames.shape
     entries = num_frames * height * width * field_.grid.num_levels
     if entries > MAX_FULL_BATCH_ENTRIES:
@@ -141,52 +143,67 @@ def _full_batch_loss(field_: VideoField, frames: np.ndarray,
     t, y, x = np.meshgrid(np.arange(num_frames), np.arange(height), np.arange(width),
                           indexing="ij")
     indices = np.stack([t.ravel(), y.ravel(), x.ravel()], axis=1)
+    start, stop = parallel.bounds(len(indices))
+    weight = parallel.weight(stop - start, len(indices))
+    indices = indices[start:stop]
     coords = torch.from_numpy(coords_of(indices, num_frames, height, width)).to(device)
     target = torch.from_numpy(colors_of(frames, indices)).to(device)
     plan = build_plan(coords, field_.grid.layout)
-    return lambda tau: torch.mean((field_(None, tau=tau, plan=plan) - target) ** 2)
+    return lambda tau: batch_mse(field_(None, tau=tau, plan=plan), target, weight)
 
 
 def _random_batch_loss(field_: VideoField, frames: np.ndarray, batch_size: int, seed: int,
-                       device: torch.device) -> Distortion:
+                       device: torch.device, parallel: DataParallel = SINGLE) -> Distortion:
     """``distortion(tau)``: MSE of a random pixel batch per call (every frame visited each
-    epoch)."""
+    epoch; in a data-parallel run this rank's equal slice of the batch).
+
+    Raises:
+        ConfigError: ``batch_size`` not divisible by the number of processes.
+    """
+    parallel.check_divisible("trainer.batch_size", batch_size)
     num_frames, height, width, _ = frames.shape
     sampler = VideoSampler(num_frames, height, width, batch_size, seed)
 
     def distortion(tau: float | None) -> torch.Tensor:
-        indices = sampler.sample()
+        start, stop = parallel.bounds(batch_size)
+        indices = sampler.sample()[start:stop]
         coords = torch.from_numpy(sampler.coords_of(indices)).to(device)
         target = torch.from_numpy(colors_of(frames, indices)).to(device)
-        return torch.mean((field_(coords, tau=tau) - target) ** 2)
+        table = global_batch_table(field_, tau, batch_size, len(indices))
+        if table is None:
+            return batch_mse(field_(coords, tau=tau), target)
+        return batch_mse(field_.heads(field_.grid.interpolate(coords, None, tau, None, table)),
+                         target)
 
     return distortion
 
 
 def _train(frames: np.ndarray, name: str, cfg: AppConfig, device: torch.device,
-           writer: Any, config: dict, scale: float = 1.0) -> VideoField:
+           writer: Any, config: dict, scale: float = 1.0,
+           parallel: DataParallel = SINGLE) -> Trained:
     """Fit a field to ``frames: [T, H, W, 3] uint8`` with the lambda schedule times
     ``scale``; returns it hardened and rounded. ``writer``: a TensorBoard
     ``SummaryWriter`` or None; ``config``: the file's CONFIG (for the size shown)."""
     seed_everything(cfg.trainer.seed)
     field_ = VideoField(cfg.grid, cfg.nef).to(device)
     if cfg.trainer.batch_size == 0:
-        distortion = _full_batch_loss(field_, frames, device)
+        distortion = _full_batch_loss(field_, frames, device, parallel)
     else:
         distortion = _random_batch_loss(field_, frames, cfg.trainer.batch_size,
-                                        cfg.trainer.seed, device)
-    trainer = RDTrainer(field_, cfg.trainer, file_size_probe(field_, config), scale)
+                                        cfg.trainer.seed, device, parallel)
+    trainer = RDTrainer(field_, cfg.trainer, file_size_probe(field_, config), scale, parallel)
     trainer.fit(distortion, desc=pass_label(f"video {name}", scale), writer=writer, tag=name)
-    return field_
+    return Trained(field_, trainer.parallel_report())
 
 
 def _fit(frames: np.ndarray, name: str, cfg: AppConfig, device: torch.device, writer: Any,
-         config: dict) -> tuple[VideoField, RateSearch | None]:
+         config: dict, parallel: DataParallel) -> tuple[Trained, RateSearch | None]:
     """The trained field, and the rate-control search when a target size is set."""
     target = rate_target(lambda: VideoField(cfg.grid, cfg.nef), cfg.trainer, config,
                          frames[..., 0].size, f"video {name}")
-    return fit_to_target(lambda scale: _train(frames, name, cfg, device, writer, config, scale),
-                         lambda field_: field_, config, target, f"video {name}")
+    return fit_to_target(lambda scale: _train(frames, name, cfg, device, writer, config, scale,
+                                              parallel),
+                         lambda trained: trained.field, config, target, f"video {name}")
 
 
 def file_config(cfg: AppConfig, name: str, info: VideoInfo, num_frames: int) -> dict:
@@ -274,9 +291,12 @@ def _clip_name(source: Path) -> str:
     return source.resolve().name if source.is_dir() else source.stem
 
 
-def run(cfg: AppConfig, out_dir: Path) -> dict:
-    """Train, export, decode and measure one clip; writes files and ``metrics.json``."""
-    prepare_output_dir(out_dir)
+def run(cfg: AppConfig, out_dir: Path, parallel: DataParallel = SINGLE) -> dict:
+    """Train, export, decode and measure one clip; writes files and ``metrics.json``
+    (under ``torchrun``: every process trains, only the main one writes; the others
+    return ``{"task", "rank"}``)."""
+    if parallel.is_main:
+        prepare_output_dir(out_dir)
     data = cfg.dataset
     source = Path(data.path) if data.path is not None else DEMO_VIDEO
     frames, info = load_video_with_info(source, data.frame_start, data.frame_end, data.stride,
@@ -287,10 +307,14 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
         check_not_input(output, [source])
     num_frames, height, width, _ = frames.shape
     device = resolve_device(cfg.trainer.device)
-    writer = tensorboard_writer(cfg.trainer.tensorboard, out_dir / "tensorboard")
+    writer = tensorboard_writer(cfg.trainer.tensorboard and parallel.is_main,
+                                out_dir / "tensorboard")
     with timed() as encode_time:
         config = file_config(cfg, name, info, num_frames)
-        field_, rate_search = _fit(frames, name, cfg, device, writer, config)
+        trained, rate_search = _fit(frames, name, cfg, device, writer, config, parallel)
+        if not parallel.is_main:
+            return {"task": "video", "rank": parallel.rank}
+        field_ = trained.field
         nbytes, rate = write_model(field_, config, shac_path)
     reference = render_frames(field_.cpu(), num_frames, height, width)
     with timed() as decode_time:
@@ -309,6 +333,8 @@ def run(cfg: AppConfig, out_dir: Path) -> dict:
               "decode_seconds": decode_time[0], "rate": rate,
               "rate_control": None if rate_search is None else rate_search.report(),
               "config": dataclasses.asdict(cfg)}
+    if trained.parallel is not None:
+        report["distributed"] = trained.parallel
     write_json(out_dir / "metrics.json", report)
     return report
 

@@ -26,18 +26,27 @@ FORMAT = 1
 
 
 def capture_rng() -> dict[str, Any]:
-    """The torch RNG states (CPU, and every CUDA device when present)."""
+    """The torch RNG states (CPU, and every CUDA device when present, plus the current
+    device's as ``cuda_current``)."""
     state: dict[str, Any] = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda_current"] = torch.cuda.get_rng_state()
     return state
 
 
 def restore_rng(state: dict[str, Any]) -> None:
-    """Inverse of :func:`capture_rng` (CUDA states are restored when CUDA is present)."""
+    """Inverse of :func:`capture_rng` (CUDA states are restored when CUDA is present).
+
+    The current device gets the state of the device current when the checkpoint was
+    made: a data-parallel run draws on ``cuda:LOCAL_RANK`` in every process, and the
+    checkpoint is rank 0's (its ``cuda:0``), whatever the number of processes resuming.
+    """
     torch.set_rng_state(state["cpu"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all(state["cuda"][:torch.cuda.device_count()])
+        if "cuda_current" in state:
+            torch.cuda.set_rng_state(state["cuda_current"])
 
 
 def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,

@@ -6,6 +6,13 @@ is the step's quantisation phase, passed on to the field's forward pass. The tra
 owns the optimiser, the schedules (temperature, lambda, learning rate), the size
 probe and the progress bar; a task adds its own per-step work (the NeRF
 occupancy updates, validation, checkpoints) through :class:`StepHooks`.
+
+Under ``torchrun`` (a :class:`~wisp_shacira.train.distributed.DataParallel` with several
+processes) each rank's ``distortion(tau)`` is its share of the global batch, weighted so
+that the mean over ranks is the global MSE; a step back-propagates it, averages those
+gradients over the ranks (:class:`~wisp_shacira.train.distributed.GradientReducer`),
+then back-propagates the rate locally. Only the main process shows a progress bar and
+measures the file size while training.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ from tqdm.auto import tqdm
 from wisp_shacira.errors import ConfigError, TrainingError
 from wisp_shacira.fields.base import CompressedField
 from wisp_shacira.train.config import TrainerConfig
+from wisp_shacira.train.distributed import SINGLE, DataParallel, GradientReducer
 from wisp_shacira.train.rate import grid_param_groups, rate_loss
 from wisp_shacira.train.schedules import lambda_at, lr_factor_at, tau_at
 
@@ -27,7 +35,9 @@ PROBE_SHARE = 0.05
 """Largest share of the training time the size shown in the progress bar may cost."""
 
 Distortion = Callable[[float | None], torch.Tensor]
-"""``distortion(tau) -> scalar MSE`` of one step, the field evaluated in phase ``tau``."""
+"""``distortion(tau) -> scalar MSE`` of one step, the field evaluated in phase ``tau`` (in a
+data-parallel run: of this rank's slice of the global batch, times
+:meth:`~wisp_shacira.train.distributed.DataParallel.weight`)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -86,16 +96,22 @@ class RDTrainer:
             (:func:`~wisp_shacira.train.rate_control.file_size_probe`), shown while
             training; None = the prior's estimate of the latent bits is shown.
         lambda_scale: multiplier of the lambda schedule (a rate-control pass).
+        parallel: the data-parallel process group (None: a single process).
     """
 
     def __init__(self, field: CompressedField, cfg: TrainerConfig,
                  size_probe: Callable[[], int] | None = None,
-                 lambda_scale: float = 1.0) -> None:
+                 lambda_scale: float = 1.0, parallel: DataParallel | None = None) -> None:
         self.field = field
         self.cfg = cfg
         self.size_probe = size_probe
         self.lambda_scale = lambda_scale
         self.optimizer = torch.optim.Adam(param_groups(field, cfg), eps=1e-15)
+        self.parallel = SINGLE if parallel is None else parallel
+        self.reducer: GradientReducer | None = None
+        if self.parallel.distributed:
+            params = [p for group in self.optimizer.param_groups for p in group["params"]]
+            self.reducer = GradientReducer(params, field.grid.latents, self.parallel)
         self.step_idx = 0
         self.last_size: int | None = None
         self._probed_at = -math.inf
@@ -119,17 +135,39 @@ class RDTrainer:
             group["lr"] = group["base_lr"] * factor
         mse = distortion(self.tau(step))
         rate, bits = rate_loss(self.field.grid, self.lam(step), self.cfg.rate_sample)
-        loss = mse + rate
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"training diverged at step {step + 1} of {self.cfg.iterations}: the loss is "
-                f"{float(loss.detach())} (distortion {float(mse.detach())}); lower trainer.lr_* "
-                f"or, with rate control, raise the target (lambda was {self.lam(step):.3g})")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.reducer is None:
+            loss = mse + rate
+            self._check_finite(step, float(loss.detach()), float(mse.detach()))
+            loss.backward()
+            mse_value, loss_value = float(mse.detach()), float(loss.detach())
+        else:
+            mse_value, loss_value = self._parallel_backward(step, mse, rate)
         self.optimizer.step()
         self.step_idx += 1
-        return StepStats(float(mse.detach()), float(bits), float(loss.detach()))
+        return StepStats(mse_value, float(bits), loss_value)
+
+    def _check_finite(self, step: int, loss: float, mse: float) -> None:
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"training diverged at step {step + 1} of {self.cfg.iterations}: the loss is "
+                f"{loss} (distortion {mse}); lower trainer.lr_* "
+                f"or, with rate control, raise the target (lambda was {self.lam(step):.3g})")
+
+    def _parallel_backward(self, step: int, mse: torch.Tensor,
+                           rate: torch.Tensor) -> tuple[float, float]:
+        """Distortion gradients averaged over the ranks, then the rate's added locally;
+        returns (global MSE, global loss). Every rank sees the same global values, so a
+        non-finite loss stops all of them alike."""
+        assert self.reducer is not None
+        if mse.requires_grad:
+            mse.backward()
+        mse_value = self.reducer.reduce(mse)
+        loss_value = mse_value + float(rate.detach())
+        self._check_finite(step, loss_value, mse_value)
+        if rate.requires_grad:
+            rate.backward()
+        return mse_value, loss_value
 
     def measure(self, force: bool = False) -> int | None:
         """Bytes of the file if written now (None without a size probe).
@@ -165,7 +203,8 @@ class RDTrainer:
         done = self.step_idx
         for hook in hooks:
             hook.after_step(done, stats)
-        if done % self.cfg.log_every == 0 or done == self.cfg.iterations:
+        if (done % self.cfg.log_every == 0 or done == self.cfg.iterations) \
+                and self.parallel.is_main:
             self.measure(force=done == self.cfg.iterations)
             bar.set_postfix(self._postfix(stats, hooks))
             if on_log is not None:
@@ -174,10 +213,16 @@ class RDTrainer:
     def run(self, distortion: Distortion, desc: str, hooks: Sequence[StepHooks] = (),
             on_log: Callable[[int, StepStats], None] | None = None) -> StepStats:
         """Steps until ``cfg.iterations`` (from ``step_idx``, e.g. after a resume), with a
-        progress bar (loss, PSNR, size, the hooks' fields)."""
+        progress bar (loss, PSNR, size, the hooks' fields; on the main process only).
+        A data-parallel run ends by checking that every rank holds the same field.
+
+        Raises:
+            TrainingError: the loss stopped being finite, or the ranks disagree.
+        """
         stats = StepStats(float("nan"), 0.0, float("nan"))
+        quiet = {} if self.parallel.is_main else {"disable": True}
         bar = tqdm(total=self.cfg.iterations, initial=self.step_idx, desc=desc,
-                   mininterval=1.0, dynamic_ncols=True)
+                   mininterval=1.0, dynamic_ncols=True, **quiet)
         with bar:
             while self.step_idx < self.cfg.iterations:
                 for hook in hooks:
@@ -185,7 +230,15 @@ class RDTrainer:
                 stats = self.step(distortion)
                 bar.update(1)
                 self._after_step(stats, hooks, bar, on_log)
+        if self.reducer is not None:
+            self.reducer.check_in_sync(self.field)
         return stats
+
+    def parallel_report(self) -> dict | None:
+        """What the data-parallel run averaged each step
+        (:meth:`~wisp_shacira.train.distributed.GradientReducer.report`); None for one
+        process."""
+        return None if self.reducer is None else self.reducer.report()
 
     def fit(self, distortion: Distortion, desc: str, writer=None, tag: str = "") -> StepStats:
         """Train to the end (TensorBoard scalars under ``tag`` when ``writer`` is given), then

@@ -7,7 +7,10 @@ images. With ``--entropy-models`` every rate point of every image is trained onc
 entropy model (``grid.entropy_model``), each with its own output folder and its own
 codec runs; two or more models also give the BD-rate of each model against the first
 (``bench/bdrate.py``). Prints a table, saves a plot and a JSON file under
-``bench/results/``.
+``bench/results/``. The points run as the jobs of a batch (``wisp_shacira.batch``, what
+``wisp-shacira batch`` runs): one after another, or on Ray with ``--jobs N`` / ``--ray``;
+each job's folder keeps a completion record, so a rerun of an interrupted benchmark
+trains only the points that are missing.
 
     python bench/image_rd.py --images 4 --jobs 2     # configs/shacira_kodak.yaml: 4,000 steps
     python bench/image_rd.py --names kodim23 --points 10:2e-4,12:5e-5 --iterations 500
@@ -17,12 +20,10 @@ codec runs; two or more models also give the BD-rate of each model against the f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import multiprocessing
-import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -32,10 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]   # the repository: configs, results,
 
 from baselines import pillow_codec_at_bpp  # noqa: E402  (bench/ is the script folder)
 from bdrate import bd_psnr, bd_rate, model_labels, parse_models  # noqa: E402
+from wisp_shacira.batch.jobs import Job, Point, plan_jobs  # noqa: E402
+from wisp_shacira.batch.ray_pool import RayOptions, RayPool  # noqa: E402
+from wisp_shacira.batch.runner import Sequential, run_batch  # noqa: E402
 from wisp_shacira.cli.main import run_guarded  # noqa: E402
 from wisp_shacira.tasks.report import format_table  # noqa: E402
 from wisp_shacira.config import build_config, load_yaml, merge, parse_overrides  # noqa: E402
-from wisp_shacira.tasks.image import AppConfig, compress_one  # noqa: E402
+from wisp_shacira.tasks.image import AppConfig  # noqa: E402
 
 CODECS = ("jpeg", "webp", "jpeg2000")
 DEFAULT_POINTS = "11:1e-4,12:1e-4,13:1e-4,14:1e-4,15:1e-4"
@@ -57,7 +61,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "shacira_kodak.yaml")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra config override, e.g. --set nef.hidden_dim=32 (repeatable)")
-    parser.add_argument("--jobs", type=int, default=1, help="images compressed in parallel")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="jobs in parallel: above 1 they run on a local Ray instance of that "
+                             "many CPUs (extra 'ray'), one CPU each")
+    parser.add_argument("--ray", default=None, metavar="ADDRESS",
+                        help="run the jobs on the Ray cluster at ADDRESS instead")
     parser.add_argument("--device", default="auto", help="trainer.device: auto, cpu or cuda")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "image_rd")
     parser.add_argument("--merge", type=Path, action="append", default=[], metavar="JSON",
@@ -82,40 +90,60 @@ def select_images(args: argparse.Namespace) -> list[Path]:
     return files if args.names else files[:args.images]
 
 
-def point_config(log2_t: int, lam: float, model: str, args) -> AppConfig:
-    """The benchmark config (``--config`` plus ``--set``) at one rate point and entropy model."""
+def base_data(model: str, args) -> dict:
+    """The benchmark config (``--config`` plus ``--set``) with one entropy model."""
     extra = parse_overrides([f"--{item}" for item in args.set])
-    trainer = {"lambda_end": lam, "lambda_start": 10 * lam, "device": args.device}
+    trainer = {"device": args.device}
     if args.iterations is not None:
         trainer["iterations"] = args.iterations
-    data = merge(merge(load_yaml(args.config), extra),
-                 {"grid": {"log2_table_size": log2_t, "entropy_model": model}, "trainer": trainer})
-    return build_config(AppConfig, data)
+    return merge(merge(load_yaml(args.config), extra),
+                 {"grid": {"entropy_model": model}, "trainer": trainer})
 
 
-def point_folder(out: Path, log2_t: int, lam: float, label: str) -> Path:
-    """Where one rate point of one entropy model writes its files (one per label)."""
-    return out / label / f"T{log2_t}_l{lam:g}"
+def rate_point(log2_t: int, lam: float) -> Point:
+    """One rate point: table size 2^log2_t, lambda from 10 * ``lam`` down to ``lam``."""
+    return Point(f"T{log2_t}_l{lam:g}", {"grid": {"log2_table_size": log2_t},
+                                          "trainer": {"lambda_end": lam, "lambda_start": 10 * lam}})
 
 
-def one_point(image: Path, log2_t: int, lam: float, model: str, label: str, args) -> dict:
-    """One rate point of one image with one entropy model, with the codecs at the same BPP."""
-    metrics = compress_one(image, point_config(log2_t, lam, model, args),
-                           point_folder(args.out, log2_t, lam, label))
+def point_config(log2_t: int, lam: float, model: str, args) -> AppConfig:
+    """The benchmark config at one rate point and entropy model."""
+    return build_config(AppConfig, merge(base_data(model, args), rate_point(log2_t, lam).overrides))
+
+
+def plan(args: argparse.Namespace) -> list[Job]:
+    """Every image at every rate point with every entropy model, one batch job each
+    (``OUT/LABEL/T<t>_l<lambda>/IMAGE/``)."""
+    points = [rate_point(t, l) for t, l in parse_points(args.points)]
+    jobs = []
+    for model, label in zip(args.models, model_labels(args.models)):
+        jobs += plan_jobs(base_data(model, args), select_images(args), points, args.out / label)
+    return jobs
+
+
+def with_codecs(row: dict, image: Path) -> dict:
+    """A batch row of one image at one point, with the codecs at the same BPP."""
+    if row["status"] == "failed":
+        sys.exit(f"error: {row['job']} failed: {row.get('error')}")
     pixels = iio.imread(image)
-    entry = {"name": image.stem, "shacira": (metrics["bpp"], metrics["psnr"]),
-             "bytes": metrics["bytes"], "encode_seconds": metrics["encode_seconds"]}
-    if "decode_seconds" in metrics:
-        entry["decode_seconds"] = metrics["decode_seconds"]
+    entry = {"name": image.stem, "shacira": (row["bpp"], row["psnr"]), "bytes": row["bytes"],
+             "encode_seconds": row["encode_seconds"]}
+    if "decode_seconds" in row:
+        entry["decode_seconds"] = row["decode_seconds"]
     for codec in CODECS:
-        bpp, psnr, _ = pillow_codec_at_bpp(pixels, codec, metrics["bpp"])
+        bpp, psnr, _ = pillow_codec_at_bpp(pixels, codec, row["bpp"])
         entry[codec] = (bpp, psnr)
-    decode = (f", decoded in {entry['decode_seconds']:.2f} s" if "decode_seconds" in entry
-              else "")
-    print(f"{image.stem} T=2^{log2_t} lambda={lam:g} [{label}]: " + ", ".join(
-        f"{m} {entry[m][1]:.2f} dB @ {entry[m][0]:.3f}" for m in ("shacira",) + CODECS) + decode,
-        flush=True)
+    print(f"{image.stem} {row['point']} [{row['output']}]: " + ", ".join(
+        f"{m} {entry[m][1]:.2f} dB @ {entry[m][0]:.3f}" for m in ("shacira",) + CODECS), flush=True)
     return entry
+
+
+def executor(args: argparse.Namespace):
+    """One image after another (``--jobs 1``), else Ray: a local instance of ``--jobs`` CPUs
+    or the cluster at ``--ray`` (one CPU a job)."""
+    if args.jobs <= 1 and args.ray is None:
+        return contextlib.nullcontext(Sequential())
+    return RayPool(RayOptions(address=args.ray, cpus=None if args.ray else args.jobs))
 
 
 def parse_points(text: str) -> list[tuple[int, float]]:
@@ -136,25 +164,19 @@ def describe(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    images = select_images(args)
-    points = parse_points(args.points)
+    jobs = plan(args)
     labels = model_labels(args.models)
-    jobs = [(image, t, l, model, label) for t, l in points
-            for model, label in zip(args.models, labels) for image in images]
     start = time.perf_counter()
-    if args.jobs > 1:
-        # each spawned worker imports torch afresh: share the cores instead of oversubscribing
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-            entries = list(pool.map(one_point, *zip(*jobs), [args] * len(jobs)))
-    else:
-        entries = [one_point(*job, args) for job in jobs]
-    per_point = len(labels) * len(images)
+    with executor(args) as pool:
+        report = run_batch(jobs, args.out, pool)
+    entries = [with_codecs(row, job.input) for row, job in zip(report["jobs"], jobs)]
+    images, points = select_images(args), parse_points(args.points)
+    per_label = len(points) * len(images)
     return {**describe(args), "wall_seconds": time.perf_counter() - start,
+            "batch": {k: report[k] for k in ("executor", "counts", "wall_seconds", "cpu_seconds")},
             "points": [{"log2_table_size": t, "lambda_end": l,
-                        "models": {label: entries[k * per_point + j * len(images):
-                                                  k * per_point + (j + 1) * len(images)]
+                        "models": {label: entries[j * per_label + k * len(images):
+                                                  j * per_label + (k + 1) * len(images)]
                                    for j, label in enumerate(labels)}}
                        for k, (t, l) in enumerate(points)]}
 

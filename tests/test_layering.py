@@ -12,11 +12,12 @@ layer or of lower layers only. The layers, lowest first:
     3 fields/ render/ datasets/
     4 train/
     5 tasks/
-    6 lod.py lod_report.py
+    6 lod.py lod_report.py batch/
     7 entry points and adapter: cli/, viewer/, wisp/ (nothing in the package imports wisp/)
     8 the package root wisp_shacira/__init__.py (lazy facade; nothing in the package imports it)
 
-Also: only ``codec/coder.py`` imports ``constriction``; only ``wisp/`` imports ``wisp`` or
+Also: only ``codec/coder.py`` imports ``constriction``; only ``batch/ray_pool.py`` imports
+``ray`` (optional imports through ``extras.require("module", ...)`` count); only ``wisp/`` imports ``wisp`` or
 ``kaolin``; nothing in ``codec/`` or the base imports torch, and importing
 ``wisp_shacira.codec.model_io`` (or any codec module) leaves torch out of ``sys.modules``.
 """
@@ -40,14 +41,14 @@ LAYERS: dict[str, int] = {
     "wisp_shacira.fields": 3, "wisp_shacira.render": 3, "wisp_shacira.datasets": 3,
     "wisp_shacira.train": 4,
     "wisp_shacira.tasks": 5,
-    "wisp_shacira.lod": 6, "wisp_shacira.lod_report": 6,
+    "wisp_shacira.lod": 6, "wisp_shacira.lod_report": 6, "wisp_shacira.batch": 6,
     "wisp_shacira.cli": 7, "wisp_shacira.viewer": 7, "wisp_shacira.wisp": 7,
     "wisp_shacira": 8,
 }
 """Layer of every module, by its longest listed prefix; ``"wisp_shacira"`` is the root module
 only (a new top-level module or package must be added here and to docs/architecture.md)."""
 LAYER_NAMES = {0: "base", 1: "codec", 2: "grid/entropy", 3: "fields/render/datasets", 4: "train",
-               5: "tasks", 6: "lod", 7: "entry point/adapter", 8: "package root"}
+               5: "tasks", 6: "lod/batch", 7: "entry point/adapter", 8: "package root"}
 
 
 
@@ -91,7 +92,7 @@ def _targets(module: str, is_package: bool, node: ast.AST) -> list[str]:
             and isinstance(node.args[0].value, str)
             and (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module"
                  or isinstance(node.func, ast.Name) and node.func.id in ("import_module",
-                                                                          "__import__"))):
+                                                                          "__import__", "require"))):
         return [node.args[0].value]
     return []
 
@@ -163,6 +164,10 @@ def _importers(top: str) -> set[str]:
 
 def test_only_the_coder_imports_constriction() -> None:
     assert _importers("constriction") == {"wisp_shacira.codec.coder"}
+
+
+def test_only_the_ray_pool_imports_ray() -> None:
+    assert _importers("ray") == {"wisp_shacira.batch.ray_pool"}
 
 
 def test_only_the_adapter_imports_wisp_or_kaolin() -> None:

@@ -149,12 +149,12 @@ def test_extras_and_core() -> None:
     assert "torch>=2.1,<2.15" in project["dependencies"]
     assert "constriction>=0.5,<0.6" in project["dependencies"]
     extras = project["optional-dependencies"]
-    assert {"video", "plots", "metrics", "viewer", "fast", "exr", "tensorboard", "bench",
+    assert {"video", "plots", "metrics", "viewer", "fast", "exr", "tensorboard", "ray", "bench",
             "fuzz", "test", "all"} <= set(extras)
     (everything,) = extras["all"]
     assert everything.startswith("wisp-shacira[") and everything.endswith("]")
     assert set(everything[len("wisp-shacira["):-1].split(",")) == {
-        "video", "plots", "metrics", "viewer", "fast", "exr", "tensorboard"}
+        "video", "plots", "metrics", "viewer", "fast", "exr", "tensorboard", "ray"}
     assert project["scripts"] == {"wisp-shacira": "wisp_shacira.cli.main:main"}
 
 

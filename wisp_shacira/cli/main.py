@@ -1,7 +1,7 @@
 """``wisp-shacira``: compress signals into ``.shac`` files, inspect and decode them.
 
 Subcommands: ``encode --config CONFIG`` (train, export, decode check, report; any
-task), ``info FILE`` (sections and byte sizes), ``decode FILE -o OUT`` (rebuild the
+task), ``batch`` (many inputs and rate points, resumable, on Ray when asked), ``info FILE`` (sections and byte sizes), ``decode FILE -o OUT`` (rebuild the
 signal from the file alone), ``render``, ``lod``, ``view``. User errors print one line and exit 2.
 Commands that write files refuse to replace a read-only output unless ``--force``;
 ``--max-memory SIZE`` bounds the memory a decode may need.
@@ -76,7 +76,8 @@ def _window_options(args: argparse.Namespace, task: str) -> dict:
 
 
 EXTRA_COMMANDS: list[str] = [
-    "wisp_shacira.cli.encode", "wisp_shacira.cli.render", "wisp_shacira.cli.lod", "wisp_shacira.cli.view",
+    "wisp_shacira.cli.encode", "wisp_shacira.cli.batch", "wisp_shacira.cli.render",
+    "wisp_shacira.cli.lod", "wisp_shacira.cli.view",
 ]
 
 

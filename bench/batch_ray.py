@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from image_rd import DEFAULT_POINTS, parse_points  # noqa: E402
+from image_rd import DEFAULT_POINTS, parse_points, point_spec, rate_point  # noqa: E402
 from wisp_shacira.batch.jobs import MARKER  # noqa: E402
 from wisp_shacira.tasks.report import format_table  # noqa: E402
 
@@ -53,8 +53,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def batch_command(args: argparse.Namespace, inputs: list[Path], out: Path,
                   extra: list[str]) -> list[str]:
-    points = [f"T{t}_l{lam:g}:grid.log2_table_size={t},trainer.lambda_end={lam:g},"
-              f"trainer.lambda_start={10 * lam:g}" for t, lam in parse_points(args.points)]
+    points = [point_spec(rate_point(t, lam)) for t, lam in parse_points(args.points)]
     return [sys.executable, "-m", "wisp_shacira.cli.main", "batch",
             "--config", str(ROOT / "configs" / "shacira_kodak.yaml"),
             "--inputs", *map(str, inputs), "--out", str(out),

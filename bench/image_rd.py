@@ -106,6 +106,13 @@ def rate_point(log2_t: int, lam: float) -> Point:
                                           "trainer": {"lambda_end": lam, "lambda_start": 10 * lam}})
 
 
+def point_spec(point: Point) -> str:
+    """``point`` as ``wisp-shacira batch --point`` takes it (``LABEL:KEY=VALUE,...``)."""
+    items = [f"{section}.{key}={value!r}" for section, values in point.overrides.items()
+             for key, value in values.items()]
+    return f"{point.label}:{','.join(items)}"
+
+
 def point_config(log2_t: int, lam: float, model: str, args) -> AppConfig:
     """The benchmark config at one rate point and entropy model."""
     return build_config(AppConfig, merge(base_data(model, args), rate_point(log2_t, lam).overrides))

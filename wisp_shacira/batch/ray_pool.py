@@ -21,7 +21,7 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 from wisp_shacira.batch.jobs import Job, failed_row, run_job
-from wisp_shacira.errors import ConfigError, ShaciraError
+from wisp_shacira.errors import ConfigError
 from wisp_shacira.extras import require
 
 logger = logging.getLogger(__name__)
@@ -159,8 +159,6 @@ class RayPool:
                 logger.warning("%s failed after %d attempts: %s", job.name, opts.retries + 1,
                                _one_line(exc))
                 yield failed_row(job, _one_line(exc))
-            except ShaciraError as exc:
-                yield failed_row(job, str(exc))
 
 
 def local_cpus() -> int:

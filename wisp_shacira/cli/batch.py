@@ -16,10 +16,8 @@ from pathlib import Path
 
 from wisp_shacira.batch.jobs import Point, parse_point, plan_jobs
 from wisp_shacira.batch.runner import Sequential, run_batch, summary
-from wisp_shacira.cli.encode import expand_flags, load_run_config
-from wisp_shacira.config import load_yaml, merge, parse_overrides
+from wisp_shacira.cli.encode import load_run_data
 from wisp_shacira.errors import ConfigError
-from wisp_shacira.resources import resolve_config
 from wisp_shacira.tasks.common import default_output_dir
 
 LOCAL = "local"
@@ -29,8 +27,7 @@ def _base_config(config: str, rest: list[str]) -> dict:
     """The config with the command line's overrides, checked like ``encode`` checks it."""
     if any(arg.split("=")[0] in ("--output", "--dataset.path") for arg in rest):
         raise ConfigError("batch sets output and dataset.path per job: give --out and --inputs")
-    load_run_config(config, rest)
-    return merge(load_yaml(resolve_config(config)), parse_overrides(expand_flags(rest)))
+    return load_run_data(config, rest)[1]
 
 
 def _executor(args: argparse.Namespace):

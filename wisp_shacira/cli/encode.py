@@ -90,6 +90,16 @@ def load_run_config(config: str, rest: list[str]) -> tuple[Task, object]:
     Raises:
         ConfigError: no such file or bundled config, no or an unknown task, bad keys/values.
     """
+    task, _, cfg = load_run_data(config, rest)
+    return task, cfg
+
+
+def load_run_data(config: str, rest: list[str]) -> tuple[Task, dict, object]:
+    """The task, the merged config data (YAML and overrides) and its typed config.
+
+    Raises:
+        ConfigError: as :func:`load_run_config`.
+    """
     path = resolve_config(config)
     data = merge(load_yaml(path), parse_overrides(expand_flags(rest)))
     if "task" not in data:
@@ -101,7 +111,7 @@ def load_run_config(config: str, rest: list[str]) -> tuple[Task, object]:
     task = get_task(data["task"])
     check_keys(task, data, str(config))
     try:
-        return task, build_config(task.config_type, data)
+        return task, data, build_config(task.config_type, data)
     except ConfigError as exc:
         raise ConfigError(f"{config}: {exc}") from exc
 

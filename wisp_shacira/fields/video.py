@@ -51,8 +51,10 @@ class VideoField(CompressedField):
                          VIDEO_CHANNELS)
 
     def forward(self, coords: torch.Tensor | None, lod: int | None = None,
-                tau: float | None = None, plan: EncodingPlan | None = None) -> torch.Tensor:
+                tau: float | None = None, plan: EncodingPlan | None = None,
+                table: torch.Tensor | None = None) -> torch.Tensor:
         """Colours at ``coords: [N, 3]`` (x, y, t) in [0, 1] (None when ``plan`` holds
         them), using the first ``lod`` levels (None = all) in quantisation phase ``tau``
-        (None at evaluation); returns [N, 3] RGB, unclamped."""
-        return self.heads(self.grid.interpolate(coords, lod, tau, plan))
+        (None at evaluation), with ``table`` the grid's decoded table when the caller
+        computed it; returns [N, 3] RGB, unclamped."""
+        return self.heads(self.grid.interpolate(coords, lod, tau, plan, table))

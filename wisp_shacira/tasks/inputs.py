@@ -51,7 +51,7 @@ def scene_inputs(path: Path) -> list[Path]:
 
 
 INPUTS: dict[str, Callable[[Path], list[Path]]] = {
-    "image": lambda path: list_images(path),
+    "image": list_images,
     "video": video_inputs,
     "nerf": scene_inputs,
 }
@@ -67,9 +67,8 @@ def batch_inputs(task: str, paths: list[Path]) -> list[Path]:
     if task not in INPUTS:
         raise ConfigError(f"the {task} task is not trained by wisp-shacira encode, so it cannot "
                           f"run as a batch")
-    found: list[Path] = []
+    found: dict[Path, Path] = {}
     for path in paths:
         for item in INPUTS[task](Path(path)):
-            if item.resolve() not in {f.resolve() for f in found}:
-                found.append(item)
-    return found
+            found.setdefault(item.resolve(), item)
+    return list(found.values())

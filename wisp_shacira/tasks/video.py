@@ -170,10 +170,7 @@ def _random_batch_loss(field_: VideoField, frames: np.ndarray, batch_size: int, 
         coords = torch.from_numpy(sampler.coords_of(indices)).to(device)
         target = torch.from_numpy(colors_of(frames, indices)).to(device)
         table = global_batch_table(field_, tau, batch_size, len(indices))
-        if table is None:
-            return batch_mse(field_(coords, tau=tau), target)
-        return batch_mse(field_.heads(field_.grid.interpolate(coords, None, tau, None, table)),
-                         target)
+        return batch_mse(field_(coords, tau=tau, table=table), target)
 
     return distortion
 

@@ -7,6 +7,8 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle OpenMP threads must not spin
 
 import dataclasses  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
 
@@ -19,6 +21,62 @@ from wisp_shacira.grid.shacira_grid import GridConfig  # noqa: E402
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 torch.set_num_threads(1)
+
+
+CHILD_VAR = "WISP_SHACIRA_TEST_CHILD"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def in_child() -> bool:
+    """Whether this pytest is a child started by :func:`child_pytest`."""
+    return os.environ.get(CHILD_VAR) == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "child_only: runs only in a child pytest started by "
+                                       "the child_pytest fixture")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``child_only`` tests skip in the main process; a child drops the parents."""
+    if in_child():
+        parents = [item for item in items if "child_pytest" in item.fixturenames]
+        if parents:
+            config.hook.pytest_deselected(items=parents)
+            items[:] = [item for item in items if item not in parents]
+        return
+    skip = pytest.mark.skip(reason="runs in a child pytest (see the child_pytest fixture)")
+    for item in items:
+        if item.get_closest_marker("child_only"):
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def child_pytest() -> Callable[..., str]:
+    """Runs tests of one file in a fresh pytest process and fails with its output if it fails.
+
+    ``run(test_file, select, env=None, timeout=300) -> stdout``: ``select`` is a ``-k``
+    expression; the child sees ``WISP_SHACIRA_TEST_CHILD=1`` (see :func:`in_child`), the
+    repository on ``PYTHONPATH`` and ``env``. For what must not live in the main test
+    process: libraries whose state cannot be reset (Ray's core worker after a
+    shutdown) or that read a variable once at import (``TRITON_INTERPRET``). The exit
+    status counts, interpreter shutdown included, and every selected test must pass.
+    """
+    def run(test_file: str | Path, select: str, env: dict[str, str] | None = None,
+            timeout: float = 300) -> str:
+        path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        child_env = {**os.environ, **(env or {}), CHILD_VAR: "1", "PYTHONPATH": path}
+        cmd = [sys.executable, "-X", "faulthandler", "-m", "pytest", "-q", "-p",
+               "no:cacheprovider", "-k", select, str(test_file)]
+        result = subprocess.run(cmd, capture_output=True, text=True, env=child_env,
+                                timeout=timeout, cwd=REPO)
+        tail = result.stdout[-4000:] + result.stderr[-2000:]
+        assert result.returncode == 0, f"child pytest exited {result.returncode}:\n{tail}"
+        last = result.stdout.strip().splitlines()[-1]
+        assert " passed" in last and "skipped" not in last, tail
+        return result.stdout
+
+    return run
 
 
 @pytest.fixture

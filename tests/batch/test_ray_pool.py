@@ -1,6 +1,13 @@
-"""Batch jobs on a local 2-CPU Ray instance (skipped without the ``ray`` extra)."""
+"""Batch jobs on a local 2-CPU Ray instance (skipped without the ``ray`` extra).
+
+The tests that start Ray run each in a child pytest (``test_in_child``), as the
+``wisp-shacira batch`` command does: one process, one ``ray.init``, one shutdown. Ray's
+core worker is not meant to be started again in a process after a shutdown, and the main
+test process must not carry its threads to the end of the session.
+"""
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
@@ -13,6 +20,8 @@ from wisp_shacira.batch.runner import Sequential, run_batch
 from wisp_shacira.errors import ConfigError, MissingExtraError
 
 HOOKS = Path(__file__).parent
+RAY_TESTS = ["test_ray_compresses_resumes_and_matches_the_sequential_files",
+             "test_a_worker_that_dies_is_retried_once_then_reported"]
 
 
 def _closed_port() -> int:
@@ -35,6 +44,7 @@ def test_an_address_that_does_not_answer_is_refused_quickly() -> None:
         probe("nowhere", timeout=1.0)
 
 
+@pytest.mark.child_only
 def test_ray_compresses_resumes_and_matches_the_sequential_files(
         images: Path, base_config: dict, points: list, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'wisp-shacira[ray]')")
@@ -54,11 +64,12 @@ def test_ray_compresses_resumes_and_matches_the_sequential_files(
         assert (ray_job.out_dir / name).read_bytes() == (job.out_dir / name).read_bytes()
 
 
+@pytest.mark.child_only
 def test_a_worker_that_dies_is_retried_once_then_reported(
         images: Path, base_config: dict, points: list, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'wisp-shacira[ray]')")
     log = tmp_path / "attempts.log"
-    env = {"env_vars": {"PYTHONPATH": str(HOOKS), "WISP_SHACIRA_TEST_KILL": "img1",
+    env = {"env_vars": {"PYTHONPATH": os.pathsep.join([str(HOOKS), str(HOOKS.parents[1])]), "WISP_SHACIRA_TEST_KILL": "img1",
                         "WISP_SHACIRA_TEST_LOG": str(log)},
            "worker_process_setup_hook": "ray_hooks.setup"}
     out = tmp_path / "out"
@@ -69,3 +80,9 @@ def test_a_worker_that_dies_is_retried_once_then_reported(
     assert "died" in report["jobs"][1]["error"].lower() or "crash" in report["jobs"][1]["error"].lower()
     assert log.read_text().split().count("T7/img1") == 2
     assert (jobs[0].out_dir / "img0.shac").is_file() and not (jobs[1].out_dir / "img1.shac").exists()
+
+
+@pytest.mark.parametrize("name", RAY_TESTS)
+def test_in_child(name: str, child_pytest) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'wisp-shacira[ray]')")
+    child_pytest(__file__, name)

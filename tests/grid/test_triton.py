@@ -161,13 +161,8 @@ def test_kernel_trains_a_grid_latents_first(monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.mark.skipif(not HAS_TRITON or CUDA or INTERPRETED,
                     reason="needs Triton; with CUDA the kernel tests run directly")
-def test_kernels_under_the_interpreter() -> None:
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "test_kernel_",
-           str(Path(__file__))]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout and "skipped" not in result.stdout.splitlines()[-1]
+def test_kernels_under_the_interpreter(child_pytest) -> None:
+    child_pytest(__file__, "test_kernel_", env={"TRITON_INTERPRET": "1"})
 
 
 def test_cpu_tensors_never_take_triton_automatically() -> None:

@@ -2,6 +2,7 @@
 its golden file through the interface the LOD tools and the viewer use."""
 from __future__ import annotations
 
+import inspect
 import typing
 from pathlib import Path
 
@@ -31,6 +32,8 @@ def test_task_implements_the_protocol(name: str) -> None:
     assert typing.get_args(hint) == (name,) and task.config_type().task == name
     with pytest.raises(OutputError):
         task.decode_output(Path("x.shac"), Path("out.jpg"))
+    takes_parallel = "parallel" in inspect.signature(task.run).parameters
+    assert task.data_parallel == takes_parallel == (name != "wisp_nerf")
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))

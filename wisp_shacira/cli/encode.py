@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import inspect
 import logging
 import textwrap
 from pathlib import Path
@@ -148,7 +147,7 @@ def _encode_parallel(task: Task, cfg: Any, out_dir: Path) -> None:
     Raises:
         ConfigError: a task that does not train data-parallel.
     """
-    if "parallel" not in inspect.signature(task.run).parameters:
+    if not task.data_parallel:
         raise ConfigError(f"the {task.name} task does not train under torchrun "
                           f"(WORLD_SIZE={world_from_env()}); run it as one process")
     with process_group(resolve_device(cfg.trainer.device)) as parallel:

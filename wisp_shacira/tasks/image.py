@@ -393,4 +393,4 @@ def lod_target(model: ShacModel, name: str, reference: Path | None, poses: Path 
 
 TASK = TaskSpec(name="image", description="an image", config_type=AppConfig, run=run,
                 summary=summary, decode_output=decode_output, decode=decode,
-                open_source=ImageSource, lod_target=lod_target)
+                open_source=ImageSource, lod_target=lod_target, data_parallel=True)

@@ -325,4 +325,4 @@ def decode_output(source: Path, out: Path) -> Path:
 
 TASK = TaskSpec(name="nerf", description="a nerf scene", config_type=AppConfig, run=run,
                 summary=summary, decode_output=decode_output, decode=decode,
-                open_source=SceneSource, lod_target=lod_target)
+                open_source=SceneSource, lod_target=lod_target, data_parallel=True)

@@ -91,14 +91,19 @@ class Task(Protocol):
         name: the ``task`` key of configs and of ``.shac`` files.
         description: "an image", ... (for messages).
         config_type: the dataclass a YAML config of this task is built into.
+        data_parallel: whether :meth:`run` takes ``parallel=`` (a
+            :class:`~wisp_shacira.train.distributed.DataParallel`) and so trains under
+            ``torchrun``.
     """
 
     name: str
     description: str
     config_type: type
+    data_parallel: bool
 
     def run(self, cfg: Any, output_dir: Path) -> dict:
-        """Train, export, decode from the file and measure; returns the report."""
+        """Train, export, decode from the file and measure; returns the report (a
+        ``data_parallel`` task also takes ``parallel=``)."""
         ...
 
     def summary(self, report: dict) -> str:
@@ -139,3 +144,4 @@ class TaskSpec:
     decode: Callable[..., Path]
     open_source: Callable[[ShacModel, str], LodSource]
     lod_target: Callable[[ShacModel, str, Path | None, Path | None, int | None], LodTarget]
+    data_parallel: bool = False

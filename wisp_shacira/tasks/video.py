@@ -410,4 +410,4 @@ def _video_reference(path: Path, num_frames: int, height: int, width: int) -> np
 
 TASK = TaskSpec(name="video", description="a video", config_type=AppConfig, run=run,
                 summary=summary, decode_output=decode_output, decode=decode,
-                open_source=VideoSource, lod_target=lod_target)
+                open_source=VideoSource, lod_target=lod_target, data_parallel=True)

@@ -1,4 +1,4 @@
-"""``wisp-shacira info`` names the entropy model of a file."""
+"""``wisp-shacira info`` names how a file codes its latents and the prior it was trained with."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,4 +14,5 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden"
                                         ("v4_d42ec47/image.shac", "context")])
 def test_info_names_the_entropy_model(name: str, model: str, capsys) -> None:
     assert main(["info", str(GOLDEN / name)]) == 0
-    assert f"{model} entropy model" in capsys.readouterr().out.splitlines()[0]
+    line = capsys.readouterr().out.splitlines()[0]
+    assert f"latents coded with the {model} model (trained with the {model} prior)" in line

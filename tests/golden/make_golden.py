@@ -85,7 +85,7 @@ def _random_video(path: Path) -> None:
 
     torch.manual_seed(1)
     grid = GridConfig(num_levels=3, min_res=4, max_res=12, log2_table_size=9, latent_dim=2,
-                      entropy_model="context")
+                      entropy_model="context", latent_coder="context")
     nef = VideoNefConfig(hidden_dim=8)
     field = VideoField(grid, nef)
     with torch.no_grad():
@@ -111,7 +111,9 @@ def _per_level_image(path: Path, entropy_model: str = "factorized") -> None:
     from wisp_shacira.grid.shacira_grid import GridConfig
 
     torch.manual_seed(0)
-    extra = {} if entropy_model == "factorized" else {"entropy_model": entropy_model}
+    extra = {"latent_coder": entropy_model}
+    if entropy_model != "factorized":
+        extra["entropy_model"] = entropy_model
     grid = GridConfig(num_levels=4, min_res=4, max_res=32, log2_table_size=8, latent_dim=2,
                       **extra)
     nef = ImageNefConfig(hidden_dim=8)
@@ -138,7 +140,7 @@ def main(out: Path, entropy_model: str = "factorized") -> None:
     print("writing with", image.__file__)
     out.mkdir(parents=True, exist_ok=True)
     grid = {"num_levels": 4, "min_res": 4, "max_res": 16, "log2_table_size": 8,
-            "feature_dim": 2, "latent_dim": 2}
+            "feature_dim": 2, "latent_dim": 2, "latent_coder": entropy_model}
     if entropy_model != "factorized":
         grid["entropy_model"] = entropy_model
     trainer = {"iterations": 400, "seed": 0, "lr_mlp": 0.03, "lambda_start": 1e-5,

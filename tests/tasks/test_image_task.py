@@ -51,6 +51,9 @@ def test_compress_then_decode_in_a_fresh_process_matches(tmp_path, capsys) -> No
     shac = tmp_path / "out" / "tiny.shac"
     assert metrics["bytes"] == shac.stat().st_size
     assert metrics["bpp"] == pytest.approx(shac.stat().st_size * 8 / (24 * 32))
+    tried = metrics["rate"]["file_bytes"]                      # grid.latent_coder: auto
+    assert set(tried) == {"factorized", "context"} and metrics["bytes"] == min(tried.values())
+    assert tried[metrics["rate"]["latent_coder"]] == metrics["bytes"]
     assert metrics["decode_matches"]
     assert abs(metrics["psnr"] - metrics["psnr_before_export"]) < 0.01
     assert metrics["psnr"] > 20
@@ -137,12 +140,13 @@ def test_planned_mini_batches_visit_every_pixel_once_per_epoch(batch_size: int) 
 def test_context_model_files_are_version_4_and_decode_exactly(tmp_path) -> None:
     src = _image(tmp_path / "tiny.png", 3, size=(40, 48))
     cfg = build_config(AppConfig, {**TINY, "grid": {**TINY["grid"], "entropy_model": "context",
-                                                    "latent_dim": 2}})
+                                                    "latent_coder": "context", "latent_dim": 2}})
     metrics = compress_one(src, cfg, tmp_path / "out")
     shac = tmp_path / "out" / "tiny.shac"
     assert (shac.read_bytes()[4], metrics["bytes"]) == (4, shac.stat().st_size)
     assert metrics["decode_matches"] and metrics["psnr"] > 20
-    assert metrics["rate"]["entropy_model"] == "context" and metrics["rate"]["latent_bytes"] > 0
+    assert metrics["rate"]["entropy_model"] == metrics["rate"]["latent_coder"] == "context"
+    assert metrics["rate"]["latent_bytes"] > 0
     result = _cli("-m", "wisp_shacira.cli.main", "decode", str(shac), "-o", str(tmp_path / "d.png"))
     assert result.returncode == 0, result.stderr
     assert np.array_equal(iio.imread(tmp_path / "d.png"), iio.imread(tmp_path / "out" / "tiny.png"))

@@ -218,7 +218,7 @@ def test_progress_bar_shows_validation_only_once_there_is_one(scene_dir: Path,
 
 def test_context_model_round_trip(scene_dir: Path, tmp_path: Path) -> None:
     cfg = tiny_config(scene_dir, tmp_path / "run", val_every=0, checkpoint_every=0)
-    cfg.grid.entropy_model = "context"
+    cfg.grid.entropy_model = cfg.grid.latent_coder = "context"
     report = nerf.run(cfg, tmp_path / "run")
     shac = tmp_path / "run" / "scene.shac"
     assert shac.read_bytes()[4] == 4 and report["decode_matches"]

@@ -182,7 +182,8 @@ def test_entry_points_report_errors_in_one_line(tmp_path: Path, trained, capsys)
 def test_context_model_round_trip(tmp_path: Path) -> None:
     source = write_frames(tmp_path / "clip", make_clip())
     cfg = build_config(AppConfig, {**TINY, "dataset": {"path": str(source)},
-                                   "grid": {**TINY["grid"], "entropy_model": "context"}})
+                                   "grid": {**TINY["grid"], "entropy_model": "context",
+                                            "latent_coder": "context"}})
     report = run(cfg, tmp_path / "out")
     shac = tmp_path / "out" / "clip.shac"
     assert shac.read_bytes()[4] == 4 and report["decode_matches"]

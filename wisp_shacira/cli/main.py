@@ -31,9 +31,12 @@ def cmd_info(args: argparse.Namespace) -> None:
     """Print the sections of a file with their sizes."""
     rows, total, problem = section_summary(args.file)
     model = read_shac(args.file, max_lod=0, partial=True)
-    entropy = "context" if model.context is not None else "factorized"
+    coder = "context" if model.context is not None else "factorized"
+    grid = model.config.get("grid")
+    prior = grid.get("entropy_model", "factorized") if isinstance(grid, dict) else "factorized"
     print(f"{args.file}: task {model.config.get('task')}, {model.num_levels} levels, "
-          f"latent dim {model.latent_dim}, {entropy} entropy model, {total} bytes")
+          f"latent dim {model.latent_dim}, latents coded with the {coder} model (trained "
+          f"with the {prior} prior), {total} bytes")
     print(format_table(["section", "bytes"], rows + [("header", total - sum(r[1] for r in rows))]))
     if problem:
         print(f"warning: {problem}")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from wisp_shacira.codec.model_io import ShacModel
+from wisp_shacira.codec.model_io import ShacModel, encode_model
 from wisp_shacira.errors import BitstreamError
 from wisp_shacira.fields.weights import (Storage, decode_tensor, encode_tensor, names_in_file,
                                          rounded, stored_bytes)
@@ -68,23 +68,51 @@ class CompressedField(nn.Module):
             param.copy_(torch.from_numpy(rounded(param.detach().cpu().numpy(), kind)))
 
     @torch.no_grad()
-    def to_shac_model(self, config: dict, precision: int = 16) -> ShacModel:
+    def to_shac_model(self, config: dict, precision: int = 16,
+                      coder: str | None = None) -> ShacModel:
         """Plain-data model for :func:`~wisp_shacira.codec.model_io.write_shac`.
 
         Call :meth:`round_weights` first so that memory and file agree.
+
+        Args:
+            config: the file's CONFIG.
+            precision: bits of the coder's probability tables.
+            coder: how the integer latents are coded: ``factorized`` (a histogram per
+                dimension), ``context`` (format version 4) or ``auto`` (whichever
+                writes fewer bytes); None = the grid's ``latent_coder``.
         """
         if not self.grid.config.compressed:
             raise ValueError("an uncompressed grid cannot be exported to .shac")
+        coder = coder or self.grid.config.latent_coder
+        if coder == "auto":
+            return self.to_shac_model(config, precision,
+                                      self.encode_shac(config, precision, "auto")[1])
         weights: dict[str, np.ndarray] = {}
         for name, (param, kind) in self._stored().items():
             weights.update(encode_tensor(name, param.detach().cpu().numpy(), kind))
         levels = self.grid.integer_latents()
         rows = [len(level) for level in levels]
-        if self.grid.config.entropy_model == "context":
+        if coder == "context":
             return ShacModel(config=config, tables=[], weights=weights, level_rows=rows,
                              levels=levels, context=self.grid.context_model(precision))
         return ShacModel(config=config, tables=self.grid.frequency_tables(precision),
                          weights=weights, level_rows=rows, levels=levels)
+
+    @torch.no_grad()
+    def encode_shac(self, config: dict, precision: int = 16, coder: str | None = None
+                    ) -> tuple[bytes, str, dict[str, int]]:
+        """The ``.shac`` bytes of this field (``coder``: see :meth:`to_shac_model`).
+
+        Returns:
+            (file bytes, the coding they hold, ``{coding: file size}`` of every coding
+            tried: both for ``auto``, which keeps the smaller).
+        """
+        wanted = coder or self.grid.config.latent_coder
+        coders = ("factorized", "context") if wanted == "auto" else (wanted,)
+        encoded = {coder: encode_model(self.to_shac_model(config, precision, coder), precision)
+                   for coder in coders}
+        chosen = min(coders, key=lambda coder: len(encoded[coder]))
+        return encoded[chosen], chosen, {coder: len(data) for coder, data in encoded.items()}
 
     def check_shac_model(self, model: ShacModel, name: str = "<file>") -> dict[str, np.ndarray]:
         """The float32 weights of ``model`` after checking them against this field.
@@ -121,11 +149,13 @@ class CompressedField(nn.Module):
         return values
 
     def _check_entropy_model(self, model: ShacModel, name: str) -> None:
-        """The file's entropy model must be the configured one, on the grid's level shapes."""
+        """The file's latent coding must be one the configuration allows, on the grid's
+        level shapes (``latent_coder: auto`` allows either)."""
         in_file = "factorized" if model.context is None else "context"
-        if in_file != self.grid.config.entropy_model:
-            raise BitstreamError(f"{name}: the levels are coded with the {in_file} entropy model, "
-                                 f"the configuration says {self.grid.config.entropy_model}")
+        wanted = self.grid.config.latent_coder
+        if wanted != "auto" and in_file != wanted:
+            raise BitstreamError(f"{name}: the levels are coded with the {in_file} model, "
+                                 f"the configuration says grid.latent_coder {wanted}")
         shapes = list(self.grid.layout.shapes)
         if model.context is not None and list(model.context.shapes) != shapes:
             raise BitstreamError(f"{name}: level shapes {list(model.context.shapes)} in the "

@@ -56,7 +56,13 @@ class GridConfig:
         entropy_model: ``factorized`` (the paper's: one learned law per latent dimension
             for the whole grid; the file codes each dimension with its histogram) or
             ``context`` (a law per level and latent dimension whose zero probability
-            depends on already decoded neighbours; written as format version 4).
+            depends on already decoded neighbours), the law the rate term of training uses.
+        latent_coder: how the file codes the integer latents, whatever the training
+            prior: ``auto`` (the default) writes whichever of the two codings gives the
+            smaller file, ``factorized`` their histograms (format version 3),
+            ``context`` the context model refitted to them (format version 4). Both
+            decode exactly; the context coding's entropy decoding is slower (a Kodak
+            file: 44 ms against 8 ms).
     """
 
     num_levels: int = 24
@@ -71,6 +77,7 @@ class GridConfig:
     decoder_init: float | None = None
     latent_step: float | None = None
     entropy_model: Literal["factorized", "context"] = "factorized"
+    latent_coder: Literal["auto", "factorized", "context"] = "auto"
 
     def check(self) -> None:
         require(self.num_levels >= 1, f"grid.num_levels must be >= 1, got {self.num_levels}")

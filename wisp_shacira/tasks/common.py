@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import torch
 
-from wisp_shacira.codec.model_io import encode_model, level_payload_bytes
+from wisp_shacira.codec.model_io import level_payload_bytes
 from wisp_shacira.errors import ConfigError
 from wisp_shacira.fields.base import CompressedField
 from wisp_shacira.grid.gathered import worth_gathering
@@ -113,17 +113,26 @@ def write_model(field: CompressedField, config: dict, path: Path) -> tuple[int, 
     """Write the field's ``.shac`` file (call ``round_weights`` first) and compare the rate
     its entropy model reports for the rounded latents with the bytes the coder wrote.
 
+    With ``grid.latent_coder: auto`` both codings are made and the smaller written
+    (:meth:`~wisp_shacira.fields.base.CompressedField.encode_shac`).
+
     Returns:
-        (file bytes, ``{"entropy_model", "model_bytes", "latent_bytes"}``), also logged.
+        (file bytes, ``{"entropy_model", "latent_coder", "file_bytes", "model_bytes",
+        "latent_bytes"}``: ``latent_coder`` is the coding the file holds, ``file_bytes``
+        the file's size with each coding tried), also logged.
     """
-    data = encode_model(field.to_shac_model(config))
+    data, chosen, tried = field.encode_shac(config)
     write_atomic(path, data)
     estimate = field.grid.model_bits() / 8
     coded = level_payload_bytes(data)
-    rate = {"entropy_model": field.grid.config.entropy_model, "model_bytes": estimate,
-            "latent_bytes": coded}
-    log.info("latent rate: the %s model reports %.0f bytes, the coder wrote %d (%+.1f%%)",
-             rate["entropy_model"], estimate, coded, 100.0 * (coded / max(estimate, 1e-9) - 1.0))
+    rate = {"entropy_model": field.grid.config.entropy_model, "latent_coder": chosen,
+            "file_bytes": tried, "model_bytes": estimate, "latent_bytes": coded}
+    if len(tried) > 1:
+        log.info("latent coding: %s; wrote %s", ", ".join(
+            f"{coder} {size:,} bytes" for coder, size in rate["file_bytes"].items()), chosen)
+    log.info("latent rate: the %s model reports %.0f bytes, the %s coder wrote %d (%+.1f%%)",
+             rate["entropy_model"], estimate, chosen, coded,
+             100.0 * (coded / max(estimate, 1e-9) - 1.0))
     return len(data), rate
 
 

@@ -47,6 +47,12 @@ def latent_rate_lines(rates: Sequence[dict | None], names: Sequence[str]) -> str
         if rate is None:
             continue
         model, coded = rate["model_bytes"], rate["latent_bytes"]
+        coder = rate.get("latent_coder", rate["entropy_model"])
         lines.append(f"latent rate {name}: the {rate['entropy_model']} model reports {model:.0f} "
-                     f"bytes, the coder wrote {coded} ({100 * (coded / max(model, 1e-9) - 1):+.1f}%)")
+                     f"bytes, the {coder} coder wrote {coded} "
+                     f"({100 * (coded / max(model, 1e-9) - 1):+.1f}%)")
+        tried = rate.get("file_bytes", {})
+        if len(tried) > 1:
+            lines.append(f"latent coding {name}: " + ", ".join(
+                f"{other} {size:,} bytes" for other, size in tried.items()) + f"; wrote {coder}")
     return "".join(f"\n{line}" for line in lines)

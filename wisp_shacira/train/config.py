@@ -17,7 +17,9 @@ class TrainerConfig:
             ``lr_latents / latent_step``).
         lr_decoder: learning rate of the shared latent decoder.
         lr_mlp: learning rate of the MLP heads.
-        lr_prior: learning rate of the probability models.
+        lr_prior: learning rate of the probability models: high enough that the prior
+            tracks the latents (with 1e-3 the reported rate was 76-82% above the coded one
+            at 800 steps of the demo image, and files came out 9-16% larger).
         lr_final: final learning rate as a fraction of the initial one (cosine decay).
         lambda_start: rate weight at the start (cosine schedule to ``lambda_end``).
         lambda_end: rate weight at the end.
@@ -40,7 +42,7 @@ class TrainerConfig:
     lr_latents: float = 0.02
     lr_decoder: float = 0.01
     lr_mlp: float = 1e-2
-    lr_prior: float = 1e-3
+    lr_prior: float = 0.02
     lr_final: float = 0.1
     lambda_start: float = 1e-3
     lambda_end: float = 1e-4

@@ -138,19 +138,25 @@ def file_size_probe(field: CompressedField, config: dict) -> Callable[[], int]:
     if not field.grid.config.compressed:
         nbytes = sum(4 * p.numel() for p in field.parameters())
         return lambda: nbytes
-    return lambda: len(encode_model(field.to_shac_model(config)))
+    return lambda: len(field.encode_shac(config)[0])
 
 
 def floor_bytes(field: CompressedField, config: dict) -> int:
     """Bytes of the field's file with every latent zero: weights, headers and tables,
-    the smallest file its configuration can give."""
-    model = field.to_shac_model(config)
-    zeros = [np.zeros_like(level) for level in model.levels]
-    tables = [histogram_table(np.zeros(1, dtype=np.int64)) for _ in model.tables]
-    context = None if model.context is None else fit_context_model(
-        zeros, list(model.context.shapes), model.context.precision)
-    return len(encode_model(dataclasses.replace(model, levels=zeros, tables=tables,
-                                                context=context)))
+    the smallest file its configuration can give (with ``grid.latent_coder: auto``, the
+    smaller of the two codings)."""
+    wanted = field.grid.config.latent_coder
+    coders = ("factorized", "context") if wanted == "auto" else (wanted,)
+    sizes = []
+    for coder in coders:
+        model = field.to_shac_model(config, coder=coder)
+        zeros = [np.zeros_like(level) for level in model.levels]
+        tables = [histogram_table(np.zeros(1, dtype=np.int64)) for _ in model.tables]
+        context = None if model.context is None else fit_context_model(
+            zeros, list(model.context.shapes), model.context.precision)
+        sizes.append(len(encode_model(dataclasses.replace(model, levels=zeros, tables=tables,
+                                                          context=context))))
+    return min(sizes)
 
 
 def target_bytes_of(target_bpp: float | None, target_bytes: int | None,

@@ -61,8 +61,8 @@ class ConfigShaciraTrainer(ConfigMultiviewTrainer):
     grid sets latent_step: the latents then use lr_latents / latent_step). """
     lr_latent_decoder: float = 0.01
     """ Learning rate of the shared latent decoder (latents -> features). """
-    lr_prior: float = 1e-3
-    """ Learning rate of the learned probability models. """
+    lr_prior: float = 0.02
+    """ Learning rate of the learned probability models (high enough to track the latents). """
     shac_path: Optional[str] = None
     """ Where to write the compressed model after training (None: <log_dir>/model.shac). """
 

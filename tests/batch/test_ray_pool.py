@@ -69,7 +69,8 @@ def test_a_worker_that_dies_is_retried_once_then_reported(
         images: Path, base_config: dict, points: list, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'wisp-shacira[ray]')")
     log = tmp_path / "attempts.log"
-    env = {"env_vars": {"PYTHONPATH": os.pathsep.join([str(HOOKS), str(HOOKS.parents[1])]), "WISP_SHACIRA_TEST_KILL": "img1",
+    path = os.pathsep.join([str(HOOKS), str(HOOKS.parents[1])])    # the hook, the package
+    env = {"env_vars": {"PYTHONPATH": path, "WISP_SHACIRA_TEST_KILL": "img1",
                         "WISP_SHACIRA_TEST_LOG": str(log)},
            "worker_process_setup_hook": "ray_hooks.setup"}
     out = tmp_path / "out"

@@ -9,6 +9,8 @@ so that the exported model and the evaluated model are the same.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from torch import nn
@@ -107,8 +109,9 @@ class CompressedField(nn.Module):
             (file bytes, the coding they hold, ``{coding: file size}`` of every coding
             tried: both for ``auto``, which keeps the smaller).
         """
-        wanted = coder or self.grid.config.latent_coder
-        coders = ("factorized", "context") if wanted == "auto" else (wanted,)
+        grid = self.grid.config
+        coders = grid.latent_codings() if coder is None else dataclasses.replace(
+            grid, latent_coder=coder).latent_codings()
         encoded = {coder: encode_model(self.to_shac_model(config, precision, coder), precision)
                    for coder in coders}
         chosen = min(coders, key=lambda coder: len(encoded[coder]))

@@ -79,6 +79,11 @@ class GridConfig:
     entropy_model: Literal["factorized", "context"] = "factorized"
     latent_coder: Literal["auto", "factorized", "context"] = "auto"
 
+    def latent_codings(self) -> tuple[str, ...]:
+        """The codings an export tries (``latent_coder``: both for ``auto``, which keeps
+        the smaller file)."""
+        return ("factorized", "context") if self.latent_coder == "auto" else (self.latent_coder,)
+
     def check(self) -> None:
         require(self.num_levels >= 1, f"grid.num_levels must be >= 1, got {self.num_levels}")
         require(1 <= self.min_res <= self.max_res,

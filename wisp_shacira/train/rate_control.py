@@ -145,10 +145,8 @@ def floor_bytes(field: CompressedField, config: dict) -> int:
     """Bytes of the field's file with every latent zero: weights, headers and tables,
     the smallest file its configuration can give (with ``grid.latent_coder: auto``, the
     smaller of the two codings)."""
-    wanted = field.grid.config.latent_coder
-    coders = ("factorized", "context") if wanted == "auto" else (wanted,)
     sizes = []
-    for coder in coders:
+    for coder in field.grid.config.latent_codings():
         model = field.to_shac_model(config, coder=coder)
         zeros = [np.zeros_like(level) for level in model.levels]
         tables = [histogram_table(np.zeros(1, dtype=np.int64)) for _ in model.tables]

@@ -75,7 +75,7 @@ def main() -> None:
 
     PixelSampler.batch = timed_batch
     start = time.perf_counter()
-    field = train(store, cfg, resolve_device("cpu"), None, config)
+    field = train(store, cfg, resolve_device("cpu"), None, config).field
     seconds = time.perf_counter() - start
     step = float(np.median(np.diff(calls))) if len(calls) > 2 else seconds / args.steps
     params = sum(p.numel() for p in field.parameters())

@@ -89,15 +89,10 @@ class PixelSampler:
 
 
 def train(store: PixelStore, cfg: "AppConfig", device: torch.device, writer, config: dict,
-          scale: float = 1.0) -> ImageField:
+          scale: float = 1.0, parallel: DataParallel = SINGLE) -> Trained:
     """A field trained on random batches of ``store`` with the lambda schedule times
-    ``scale`` (``config``: the file's CONFIG, for the size shown while training)."""
-    return train_parallel(store, cfg, device, writer, config, scale).field
-
-
-def train_parallel(store: PixelStore, cfg: "AppConfig", device: torch.device, writer,
-                   config: dict, scale: float = 1.0, parallel: DataParallel = SINGLE) -> Trained:
-    """:func:`train` by every process of ``parallel``, each on its slice of every batch."""
+    ``scale`` (``config``: the file's CONFIG, for the size shown while training), by every
+    process of ``parallel``, each on its slice of every batch."""
     seed_everything(cfg.trainer.seed)
     field_ = ImageField(cfg.grid, cfg.nef, store.channels).to(device)
     trainer = RDTrainer(field_, cfg.trainer, file_size_probe(field_, config), scale, parallel)
@@ -119,8 +114,7 @@ def _fit(store: PixelStore, cfg: "AppConfig", device: torch.device, writer,
     what = f"image {store.name}"
     target = rate_target(lambda: ImageField(cfg.grid, cfg.nef, store.channels), cfg.trainer,
                          config, store.height * store.width, what)
-    return fit_to_target(lambda scale: train_parallel(store, cfg, device, writer, config, scale,
-                                                      parallel),
+    return fit_to_target(lambda scale: train(store, cfg, device, writer, config, scale, parallel),
                          lambda trained: trained.field, config, target, what)
 
 

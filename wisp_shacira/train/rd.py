@@ -96,18 +96,18 @@ class RDTrainer:
             (:func:`~wisp_shacira.train.rate_control.file_size_probe`), shown while
             training; None = the prior's estimate of the latent bits is shown.
         lambda_scale: multiplier of the lambda schedule (a rate-control pass).
-        parallel: the data-parallel process group (None: a single process).
+        parallel: the data-parallel process group (default: a single process).
     """
 
     def __init__(self, field: CompressedField, cfg: TrainerConfig,
                  size_probe: Callable[[], int] | None = None,
-                 lambda_scale: float = 1.0, parallel: DataParallel | None = None) -> None:
+                 lambda_scale: float = 1.0, parallel: DataParallel = SINGLE) -> None:
         self.field = field
         self.cfg = cfg
         self.size_probe = size_probe
         self.lambda_scale = lambda_scale
         self.optimizer = torch.optim.Adam(param_groups(field, cfg), eps=1e-15)
-        self.parallel = SINGLE if parallel is None else parallel
+        self.parallel = parallel
         self.reducer: GradientReducer | None = None
         if self.parallel.distributed:
             params = [p for group in self.optimizer.param_groups for p in group["params"]]

@@ -1,4 +1,5 @@
-"""Format version 4: files whose levels are coded with the context model."""
+"""Files whose levels are coded with the context model (format version 5, or 4 as the
+writers up to version 4 wrote them)."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from wisp_shacira.codec.container import CONTEXT_VERSION, pack_sections, unpack_sections
+from wisp_shacira.codec.container import (CONTEXT_VERSION, WEIGHTS_VERSION, pack_sections,
+                                          unpack_sections)
 from wisp_shacira.codec.context_io import fit_context_model
 from wisp_shacira.codec.model_io import (ShacModel, decode_model, encode_model, level_prefix_bytes,
                                          section_summary)
@@ -25,15 +27,17 @@ def _model(rng: np.random.Generator) -> ShacModel:
                      context=fit_context_model(levels, SHAPES))
 
 
-def test_context_files_are_version_4_and_round_trip(tmp_path) -> None:
+@pytest.mark.parametrize("version", [None, CONTEXT_VERSION])
+def test_context_files_round_trip(tmp_path, version) -> None:
     model = _model(np.random.default_rng(0))
-    data = encode_model(model)
-    assert unpack_sections(data).version == CONTEXT_VERSION
+    data = encode_model(model, version=version)
+    assert unpack_sections(data).version == (version or WEIGHTS_VERSION)
     back = decode_model(data)
     assert back.context == model.context and back.tables == [] and back.latent_dim == 2
     for a, b in zip(back.levels, model.levels):
         assert np.array_equal(a, b)
-    assert encode_model(back) == data
+    assert back.weights.keys() == model.weights.keys()
+    assert encode_model(back, version=version) == data
     path = tmp_path / "m.shac"
     path.write_bytes(data)
     assert section_summary(path)[0][-1][0] == "level 4"
@@ -55,7 +59,7 @@ def test_a_prefix_decodes_the_levels_it_holds() -> None:
 
 def test_versions_and_table_modes_must_agree() -> None:
     model = _model(np.random.default_rng(2))
-    with pytest.raises(ValueError, match="version 4"):
+    with pytest.raises(ValueError, match="version 5 \\(or 4\\)"):
         encode_model(model, version=3)
     plain = dataclasses.replace(model, context=None, tables=[])
     with pytest.raises(ValueError, match="context model"):
@@ -74,7 +78,7 @@ SHAPE_AT = 1 + 1 + 1 + 1 + 7          # precision, mode, D, L, the rows of five 
 
 
 @pytest.mark.parametrize("offset,value,message", [
-    (1, 0, "table mode 0"), (SHAPE_AT, 7, "axes"), (SHAPE_AT + 1, 6, "does not hold"),
+    (1, 3, "table mode 3"), (SHAPE_AT, 7, "axes"), (SHAPE_AT + 1, 6, "does not hold"),
     (SHAPE_AT, 1, "not a cube|does not hold|contexts|symbol"),
     (SHAPE_AT + 5, 0, "tail parameters"), (SHAPE_AT + 8, 9, "contexts"),
     (0, 3, "precision|symbol count")])
@@ -82,6 +86,12 @@ def test_bad_tables_are_one_line_bitstream_errors(offset, value, message) -> Non
     data = encode_model(_model(np.random.default_rng(3)))
     with pytest.raises(BitstreamError, match=message):
         decode_model(_edit_tables(data, offset, value))
+
+
+def test_a_version_4_file_holds_only_the_context_mode() -> None:
+    data = encode_model(_model(np.random.default_rng(3)), version=CONTEXT_VERSION)
+    with pytest.raises(BitstreamError, match="table mode 0 in a version-4 file"):
+        decode_model(_edit_tables(data, 1, 0))
 
 
 def test_a_huge_declared_symbol_range_is_refused_before_building_tables() -> None:

@@ -1,9 +1,12 @@
 """The file's latent coding (``grid.latent_coder``): auto writes the smaller of the two
-codings, an explicit choice is kept, and a decoder holds a file to an explicit choice."""
+codings, an explicit choice is kept, and a decoder holds a file to an explicit choice; the
+heads' storage (``grid.weight_precision``): what the decoder rebuilds is what was
+evaluated, and a coarser step writes a smaller file."""
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -59,3 +62,27 @@ def test_an_explicit_coder_is_kept_and_required_of_the_file(coder: str) -> None:
     with pytest.raises(BitstreamError, match=f"coded with the {coder} model.*latent_coder {other}"):
         strict.check_shac_model(model, "f.shac")
     ImageField(GRID, NEF, channels=3).check_shac_model(model)      # auto accepts either
+
+
+@pytest.mark.parametrize("precision, suffix, dtype", [(None, ".scale", np.int8),
+                                                      (4, ".exp", np.int32),
+                                                      (0, ".exp", np.int32)])
+def test_the_decoder_rebuilds_the_rounded_heads(precision, suffix, dtype) -> None:
+    grid = dataclasses.replace(GRID, weight_precision=precision)
+    field = _field(grid, zero_dense=False)
+    model = decode_model(encode_model(field.to_shac_model({"task": "image"})))
+    assert model.weights["heads.0.weight"].dtype == dtype
+    assert "heads.0.weight" + suffix in model.weights
+    back = ImageField(grid, NEF, channels=3)
+    back.load_shac_model(model)
+    for (name, a), (_, b) in zip(field.state_dict().items(), back.state_dict().items()):
+        if not name.startswith("grid.prior"):
+            assert torch.equal(a, b), name
+
+
+def test_a_coarser_weight_step_writes_fewer_bytes() -> None:
+    sizes = {}
+    for precision in (None, 8, 4, 2):
+        field = _field(dataclasses.replace(GRID, weight_precision=precision), zero_dense=False)
+        sizes[precision] = len(field.encode_shac({"task": "image"})[0])
+    assert sizes[8] > sizes[4] > sizes[2] and sizes[None] > sizes[4]

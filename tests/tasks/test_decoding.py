@@ -16,8 +16,14 @@ import pytest
 
 from wisp_shacira.cli.main import main
 from wisp_shacira.codec.container import pack_sections, unpack_sections
-from wisp_shacira.codec.model_io import (KIND_LEVEL, KIND_TABLES, _pack_tables, _pack_weights,
-                                         decode_model, encode_model)
+from wisp_shacira.codec.head_io import pack_weights
+from wisp_shacira.codec.model_io import (
+    KIND_LEVEL,
+    KIND_TABLES,
+    _pack_tables,
+    decode_model,
+    encode_model,
+)
 from wisp_shacira.codec.tables import build_table
 from wisp_shacira.datasets.image import load_image
 
@@ -148,7 +154,7 @@ def _weights_payload(edit: Callable[[bytearray], bytes]) -> bytes:
 def _duplicate_weight(payload: bytearray) -> bytes:
     model = decode_model((GOLDEN / "image.shac").read_bytes())
     name, array = next(iter(model.weights.items()))
-    one = _pack_weights({name: array})[1:]
+    one = pack_weights({name: array}, 3)[1:]
     return bytes([payload[0] + 1]) + bytes(payload[1:]) + one
 
 
@@ -157,7 +163,7 @@ def _nan_weight(payload: bytearray) -> bytes:
     weights = dict(model.weights)
     weights["grid.decoder.bias"] = np.array([np.nan] * len(weights["grid.decoder.bias"]),
                                             dtype=np.float32)
-    return _pack_weights(weights)
+    return pack_weights(weights, 3)
 
 
 def _dtype_code(payload: bytearray) -> bytes:

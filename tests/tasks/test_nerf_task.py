@@ -221,5 +221,6 @@ def test_context_model_round_trip(scene_dir: Path, tmp_path: Path) -> None:
     cfg.grid.entropy_model = cfg.grid.latent_coder = "context"
     report = nerf.run(cfg, tmp_path / "run")
     shac = tmp_path / "run" / "scene.shac"
-    assert shac.read_bytes()[4] == 4 and report["decode_matches"]
+    assert shac.read_bytes()[4] == 5 and report["decode_matches"]
+    assert read_shac(shac, max_lod=0).context is not None
     assert report["rate"]["entropy_model"] == "context"

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from wisp_shacira.cli.main import main as cli_main
+from wisp_shacira.codec.model_io import read_shac
 from wisp_shacira.config import build_config
 from wisp_shacira.datasets.video import VideoSampler, load_video
 from wisp_shacira.errors import BitstreamError, ConfigError, DataError
@@ -186,5 +187,6 @@ def test_context_model_round_trip(tmp_path: Path) -> None:
                                             "latent_coder": "context"}})
     report = run(cfg, tmp_path / "out")
     shac = tmp_path / "out" / "clip.shac"
-    assert shac.read_bytes()[4] == 4 and report["decode_matches"]
+    assert shac.read_bytes()[4] == 5 and report["decode_matches"]
+    assert read_shac(shac, max_lod=0).context is not None
     assert "the context model reports" in video.summary(report)

@@ -19,6 +19,7 @@ from typing import Callable
 from wisp_shacira.cli.options import (add_force, add_max_memory, apply_max_memory,
                                       check_max_lod, read_header)
 from wisp_shacira.tasks.report import format_table
+from wisp_shacira.codec.container import read_file_bytes, unpack_sections
 from wisp_shacira.codec.limits import ENV_MAX_MEMORY
 from wisp_shacira.codec.model_io import read_shac, section_summary
 from wisp_shacira.errors import ConfigError, ShaciraError
@@ -34,9 +35,15 @@ def cmd_info(args: argparse.Namespace) -> None:
     coder = "context" if model.context is not None else "factorized"
     grid = model.config.get("grid")
     prior = grid.get("entropy_model", "factorized") if isinstance(grid, dict) else "factorized"
-    print(f"{args.file}: task {model.config.get('task')}, {model.num_levels} levels, "
-          f"latent dim {model.latent_dim}, latents coded with the {coder} model (trained "
-          f"with the {prior} prior), {total} bytes")
+    version = unpack_sections(read_file_bytes(args.file), args.file, partial=True).version
+    heads = ("integers times a power-of-two step, entropy-coded"
+             if any(name.endswith(".exp") for name in model.weights)
+             else "int8 rows with a float16 scale" if any(
+                 name.endswith(".scale") for name in model.weights) else "floats")
+    print(f"{args.file}: format version {version}, task {model.config.get('task')}, "
+          f"{model.num_levels} levels, latent dim {model.latent_dim}, latents coded with the "
+          f"{coder} model (trained with the {prior} prior), heads stored as {heads}, "
+          f"{total} bytes")
     print(format_table(["section", "bytes"], rows + [("header", total - sum(r[1] for r in rows))]))
     if problem:
         print(f"warning: {problem}")

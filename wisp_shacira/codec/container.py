@@ -32,9 +32,12 @@ VERSION = 3
 """Version of files coded with per-dimension (or per-level) frequency tables."""
 CONTEXT_VERSION = 4
 """Version of files coded with the context model (TABLES mode 2)."""
-READABLE_VERSIONS = (1, 2, 3, 4)
+WEIGHTS_VERSION = 5
+"""Version of files with entropy-coded weights and a preset CONFIG dictionary (either
+latent coding); what the writer writes today."""
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 CODER_LEGACY, CODER_EXACT = 0, 1
-"""Coder layouts: ``0`` = versions 1-2 (implicit), ``1`` = exact integer CDF (versions 3-4)."""
+"""Coder layouts: ``0`` = versions 1-2 (implicit), ``1`` = exact integer CDF (versions 3-5)."""
 KNOWN_CODERS = (CODER_EXACT,)
 MAX_SECTIONS = 1 << 16
 """More sections than any model has (3 headers + at most ``MAX_LEVELS`` levels)."""

@@ -158,11 +158,17 @@ def pack_context_model(model: ContextModel) -> bytes:
         for side in shape:
             out += encode_varint(side)
         for dim in dims:
-            out += encode_varint(zigzag(dim.low)) + encode_varint(dim.num_symbols)
-            if dim.num_symbols > 1:
-                out += bytes([dim.share, dim.ratio_pos, dim.ratio_neg, dim.num_contexts])
-                out += np.array(dim.centres, dtype="<u2").tobytes()
+            out += pack_dim(dim)
     return bytes(out)
+
+
+def pack_dim(dim: DimModel) -> bytes:
+    """One law: its range, then (more than one symbol) tails, context count, centres."""
+    out = encode_varint(zigzag(dim.low)) + encode_varint(dim.num_symbols)
+    if dim.num_symbols > 1:
+        out += bytes([dim.share, dim.ratio_pos, dim.ratio_neg, dim.num_contexts])
+        out += np.array(dim.centres, dtype="<u2").tobytes()
+    return out
 
 
 def _read_shape(reader: Reader, rows: int, level: int) -> tuple[int, ...]:
@@ -179,7 +185,8 @@ def _read_shape(reader: Reader, rows: int, level: int) -> tuple[int, ...]:
     return shape
 
 
-def _read_dim(reader: Reader, precision: int, where: str) -> DimModel:
+def read_dim(reader: Reader, precision: int, where: str) -> DimModel:
+    """Read what :func:`pack_dim` wrote, checking every parameter."""
     low = unzigzag(reader.varint(1 << 32, f"the smallest symbol of {where}"))
     count = reader.varint(min(limits.MAX_TABLE_SYMBOLS, (1 << precision) - 1),
                           f"the symbol count of {where}")
@@ -206,7 +213,7 @@ def unpack_context_model(reader: Reader, level_rows: list[int], latent_dim: int,
     shapes, dims, symbols = [], [], 0
     for level, rows in enumerate(level_rows):
         shapes.append(_read_shape(reader, rows, level))
-        dims.append(tuple(_read_dim(reader, precision, f"level {level}, dimension {dim}")
+        dims.append(tuple(read_dim(reader, precision, f"level {level}, dimension {dim}")
                           for dim in range(latent_dim)))
         symbols += sum(d.num_symbols * d.num_contexts for d in dims[-1] if d.num_symbols > 1)
         if symbols > limits.MAX_CONTEXT_TABLE_SYMBOLS:

@@ -26,6 +26,12 @@ table building, which the few bytes of a context section could otherwise make hu
 MAX_WEIGHTS = 1024
 MAX_WEIGHT_NAME = 256
 MAX_WEIGHT_NDIM = 4
+MAX_WEIGHT_VALUES = 1 << 24
+"""Values of all entropy-coded (int32) weights of a file, and of one weight's side."""
+MAX_WEIGHT_LIST_BYTES = 1 << 26
+"""Decompressed size of a version-5 weight list (names, shapes, raw float values)."""
+MAX_WEIGHT_LAW_SYMBOLS = 1 << 20
+"""Symbols over the laws of all coded weights (bounds the decoder's table building)."""
 MAX_CONFIG_BYTES = 1 << 20
 """Decompressed size of the CONFIG section (JSON)."""
 MAX_MLP_LAYERS = 64

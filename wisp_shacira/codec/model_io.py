@@ -18,7 +18,6 @@ to know the container's layout.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -28,12 +27,14 @@ import numpy as np
 from wisp_shacira.codec import limits
 from wisp_shacira.codec.coder import (CoderError, decode_symbols, encode_symbols,
                                       table_precision)
-from wisp_shacira.codec.container import (CODER_EXACT, CONTEXT_VERSION, CODER_LEGACY, Container, Reader,
-                                          encode_varint, pack_sections, read_file_bytes,
-                                          unpack_sections, unzigzag, zigzag)
+from wisp_shacira.codec.container import (CODER_EXACT, CODER_LEGACY, CONTEXT_VERSION,
+                                          WEIGHTS_VERSION, Container, Reader, encode_varint,
+                                          pack_sections, read_file_bytes, unpack_sections,
+                                          unzigzag, zigzag)
 from wisp_shacira.codec.context import ContextModel
 from wisp_shacira.codec.context_io import (decode_level, encode_level, pack_context_model,
                                            unpack_context_model)
+from wisp_shacira.codec.head_io import pack_config, pack_weights, read_config, unpack_weights
 from wisp_shacira.codec.tables import FrequencyTable, histogram_table
 from wisp_shacira.errors import BitstreamError
 from wisp_shacira.outputs import write_atomic
@@ -41,8 +42,8 @@ from wisp_shacira.outputs import write_atomic
 KIND_CONFIG, KIND_TABLES, KIND_WEIGHTS, KIND_LEVEL = 1, 2, 3, 4
 KIND_NAMES = {KIND_CONFIG: "config", KIND_TABLES: "tables", KIND_WEIGHTS: "weights",
               KIND_LEVEL: "level"}
-_DTYPES = {0: np.dtype("<f2"), 1: np.dtype("<f4"), 2: np.dtype("<i4"), 3: np.dtype("i1")}
 TABLES_SHARED, TABLES_PER_LEVEL, TABLES_CONTEXT = 0, 1, 2
+_ALL_MODES = (TABLES_SHARED, TABLES_PER_LEVEL, TABLES_CONTEXT)
 
 
 @dataclass
@@ -147,7 +148,8 @@ def _unpack_tables(data: bytes, version: int) -> _Tables:
     if not 1 <= precision <= top:
         raise ValueError(f"table precision {precision} is outside 1..{top}")
     mode = reader.u8() if version >= 2 else TABLES_SHARED
-    modes = (TABLES_CONTEXT,) if version >= CONTEXT_VERSION else (TABLES_SHARED, TABLES_PER_LEVEL)
+    modes = {CONTEXT_VERSION: (TABLES_CONTEXT,), WEIGHTS_VERSION: _ALL_MODES}.get(
+        version, (TABLES_SHARED, TABLES_PER_LEVEL))
     if mode not in modes:
         raise ValueError(f"table mode {mode} in a version-{version} file (expected "
                          f"{' or '.join(map(str, modes))})")
@@ -167,55 +169,6 @@ def _unpack_tables(data: bytes, version: int) -> _Tables:
                   else _Tables(level_rows, level_tables=groups))
     reader.finish()
     return result
-
-
-def _pack_weights(weights: dict[str, np.ndarray]) -> bytes:
-    codes = {dtype: code for code, dtype in _DTYPES.items()}
-    out = bytearray(encode_varint(len(weights)))
-    for name, array in weights.items():
-        array = np.ascontiguousarray(array)
-        if array.dtype.newbyteorder("<") not in codes:
-            raise ValueError(f"weight {name!r}: unsupported dtype {array.dtype}")
-        raw_name = name.encode()
-        out += encode_varint(len(raw_name)) + raw_name
-        out += bytes([codes[array.dtype.newbyteorder("<")], array.ndim])
-        for size in array.shape:
-            out += encode_varint(size)
-        out += array.astype(array.dtype.newbyteorder("<")).tobytes()
-    return bytes(out)
-
-
-def _read_weight(reader: Reader) -> tuple[str, np.ndarray]:
-    length = reader.varint(limits.MAX_WEIGHT_NAME, "a weight name's length")
-    try:
-        name = reader.take(length).decode()
-    except UnicodeDecodeError as exc:
-        raise ValueError("a weight name is not UTF-8") from exc
-    code, ndim = reader.u8(), reader.u8()
-    if code not in _DTYPES or ndim > limits.MAX_WEIGHT_NDIM:
-        raise ValueError(f"weight {name!r}: unknown dtype code {code} or {ndim} dimensions")
-    dtype = _DTYPES[code]
-    shape = [reader.varint(len(reader.data), f"a dimension of weight {name!r}")
-             for _ in range(ndim)]
-    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if nbytes > len(reader.data):
-        raise ValueError(f"weight {name!r} of shape {shape} is larger than its section")
-    array = np.frombuffer(reader.take(nbytes), dtype=dtype).reshape(shape).copy()
-    if dtype.kind == "f" and not np.all(np.isfinite(array)):
-        raise ValueError(f"weight {name!r} holds NaN or infinite values")
-    return name, array
-
-
-def _unpack_weights(data: bytes) -> dict[str, np.ndarray]:
-    reader = Reader(data, "weights section")
-    weights: dict[str, np.ndarray] = {}
-    for _ in range(reader.varint(limits.MAX_WEIGHTS, "the weight count")):
-        name, array = _read_weight(reader)
-        if name in weights:
-            raise ValueError(f"weight {name!r} appears twice")
-        weights[name] = array
-    reader.finish()
-    return weights
 
 
 def _level_payloads(model: ShacModel, coder: int) -> list[bytes]:
@@ -247,30 +200,34 @@ def _with_level_tables(model: ShacModel, precision: int) -> ShacModel:
     return dataclasses.replace(model, tables=[], level_tables=tables)
 
 
+def _check_version(model: ShacModel, precision: int, version: int) -> None:
+    if version not in (1, 2, 3, CONTEXT_VERSION, WEIGHTS_VERSION) or not (
+            1 <= precision <= (24 if version >= 3 else 16)):
+        raise ValueError(f"cannot write version {version} at table precision {precision}")
+    if model.context is not None and version not in (CONTEXT_VERSION, WEIGHTS_VERSION):
+        raise ValueError(f"a context model is written as version {WEIGHTS_VERSION} (or "
+                         f"{CONTEXT_VERSION}), not {version}")
+    if version == CONTEXT_VERSION and model.context is None:
+        raise ValueError(f"version {CONTEXT_VERSION} files need a context model")
+
+
 def encode_model(model: ShacModel, precision: int = 16, version: int | None = None) -> bytes:
     """Serialise a model with all its levels into ``.shac`` bytes.
 
-    A model with a context model is written as version 4. With shared tables
-    (``model.level_tables`` None), per-level histogram tables are tried too and the
-    smaller file is kept. Tables are written as version 3 (exact integer tables) unless
-    ``version`` says 1 or 2 (legacy layout, to test the readers of old files).
+    Written as version 5 unless ``version`` names an older one (to test the readers of
+    old files and reproduce them byte for byte: 4 for a context model, 3, 2 or 1 for
+    tables). With shared tables (``model.level_tables`` None), per-level histogram tables
+    are tried too and the smaller file is kept.
     """
     if len(model.levels) != model.num_levels:
         raise ValueError(f"model has {len(model.levels)} decoded levels, expected {model.num_levels}")
-    default = CONTEXT_VERSION if model.context is not None else 3
-    version = default if version is None else version
+    version = WEIGHTS_VERSION if version is None else version
     if model.context is not None:
         precision = model.context.precision
-    if model.context is not None and version != CONTEXT_VERSION:
-        raise ValueError(f"a context model is written as version {CONTEXT_VERSION}, not {version}")
-    if version not in (1, 2, 3, 4) or not 1 <= precision <= (24 if version >= 3 else 16):
-        raise ValueError(f"cannot write version {version} at table precision {precision}")
-    if version == CONTEXT_VERSION and model.context is None:
-        raise ValueError(f"version {CONTEXT_VERSION} files need a context model")
+    _check_version(model, precision, version)
     coder = CODER_EXACT if version >= 3 else CODER_LEGACY
-    config = zlib.compress(json.dumps(model.config, separators=(",", ":")).encode(), 9)
-    head = [(KIND_CONFIG, config)]
-    weights = (KIND_WEIGHTS, _pack_weights(model.weights))
+    head = [(KIND_CONFIG, pack_config(model.config, version))]
+    weights = (KIND_WEIGHTS, pack_weights(model.weights, version))
     candidates = [model]
     if (model.context is None and model.level_tables is None and model.num_levels > 1
             and version >= 2):
@@ -301,19 +258,6 @@ def _check_structure(container: Container, num_levels: int, name: str) -> None:
         raise BitstreamError(f"{name}: unexpected section order {kinds}")
 
 
-def _read_config(payload: bytes) -> dict:
-    """The CONFIG JSON object, decompressed with a size bound (no zlib bombs)."""
-    inflater = zlib.decompressobj()
-    raw = inflater.decompress(payload, limits.MAX_CONFIG_BYTES + 1)
-    if len(raw) > limits.MAX_CONFIG_BYTES or not inflater.eof or inflater.unused_data:
-        raise ValueError("config section is not one zlib stream of at most "
-                         f"{limits.MAX_CONFIG_BYTES} bytes")
-    config = json.loads(raw.decode("utf-8"))
-    if not isinstance(config, dict) or not isinstance(config.get("task"), str):
-        raise ValueError("config is not a JSON object with a task name")
-    return config
-
-
 def _read_head(container: Container, name: str) -> ShacModel:
     """Parse CONFIG, TABLES and WEIGHTS (no latent level)."""
     sections = container.sections
@@ -322,9 +266,9 @@ def _read_head(container: Container, name: str) -> ShacModel:
     if [s.kind for s in sections[:3]] != [KIND_CONFIG, KIND_TABLES, KIND_WEIGHTS]:
         raise BitstreamError(f"{name}: unexpected section order {[s.kind for s in sections]}")
     try:
-        config = _read_config(sections[0].payload)
+        config = read_config(sections[0].payload, container.version)
         tables = _unpack_tables(sections[1].payload, container.version)
-        weights = _unpack_weights(sections[2].payload)
+        weights = unpack_weights(sections[2].payload, container.version)
     except (ValueError, zlib.error, RecursionError) as exc:
         raise BitstreamError(f"{name}: malformed header sections ({exc})") from exc
     _check_structure(container, len(tables.level_rows), name)

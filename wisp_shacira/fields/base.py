@@ -2,10 +2,12 @@
 
 :class:`CompressedField` turns itself into the plain data of a ``.shac`` file
 (:class:`~wisp_shacira.codec.model_io.ShacModel`) and back. The grid's decoder is
-stored in float32 (it has ``D * F + F`` numbers); head matrices as int8 with a float16
-scale per row, head biases in float16 (:mod:`wisp_shacira.fields.weights`), and
-:meth:`CompressedField.round_weights` applies that rounding in memory before export
-so that the exported model and the evaluated model are the same.
+stored in float32 (it has ``D * F + F`` numbers); the heads' matrices and biases as
+integers times a power-of-two step per tensor (``grid.weight_precision``; int8 rows and
+float16 biases when it is None, as before format version 5;
+:mod:`wisp_shacira.fields.weights`), and :meth:`CompressedField.round_weights` applies
+that rounding in memory before export so that the exported model and the evaluated
+model are the same.
 """
 from __future__ import annotations
 
@@ -17,8 +19,7 @@ from torch import nn
 
 from wisp_shacira.codec.model_io import ShacModel, encode_model
 from wisp_shacira.errors import BitstreamError
-from wisp_shacira.fields.weights import (Storage, decode_tensor, encode_tensor, names_in_file,
-                                         rounded, stored_bytes)
+from wisp_shacira.fields.weights import Storage, decode_tensor, encode_tensor, names_in_file
 from wisp_shacira.grid.shacira_grid import ShaciraGrid
 
 
@@ -50,24 +51,28 @@ class CompressedField(nn.Module):
     heads: nn.Module
 
     def _stored(self) -> dict[str, tuple[nn.Parameter, Storage]]:
+        precision = self.grid.config.weight_precision
         stored: dict[str, tuple[nn.Parameter, Storage]] = {
-            f"heads.{k}": (p, "q8" if p.dim() == 2 else "f16")
+            f"heads.{k}": (p, "step" if precision is not None else "q8" if p.dim() == 2
+                           else "f16")
             for k, p in self.heads.named_parameters()}
         if self.grid.config.compressed:
             for k, p in self.grid.decoder.named_parameters():
                 stored[f"grid.decoder.{k}"] = (p, "f32")
         return stored
 
-    def stored_weight_bytes(self) -> int:
-        """Bytes the file spends on network weight values (see module docstring)."""
-        return sum(stored_bytes(tuple(p.shape), kind) for p, kind in self._stored().values())
+    def _file_tensors(self, name: str, param: nn.Parameter, kind: Storage
+                      ) -> dict[str, np.ndarray]:
+        return encode_tensor(name, param.detach().cpu().numpy(), kind,
+                             self.grid.config.weight_precision or 0)
 
     @torch.no_grad()
     def round_weights(self) -> None:
         """Round stored weights to their file precision, in place, and harden the latents."""
         self.grid.harden()
-        for param, kind in self._stored().values():
-            param.copy_(torch.from_numpy(rounded(param.detach().cpu().numpy(), kind)))
+        for name, (param, kind) in self._stored().items():
+            value = decode_tensor(name, self._file_tensors(name, param, kind))
+            param.copy_(torch.from_numpy(value))
 
     @torch.no_grad()
     def to_shac_model(self, config: dict, precision: int = 16,
@@ -91,7 +96,7 @@ class CompressedField(nn.Module):
                                       self.encode_shac(config, precision, "auto")[1])
         weights: dict[str, np.ndarray] = {}
         for name, (param, kind) in self._stored().items():
-            weights.update(encode_tensor(name, param.detach().cpu().numpy(), kind))
+            weights.update(self._file_tensors(name, param, kind))
         levels = self.grid.integer_latents()
         rows = [len(level) for level in levels]
         if coder == "context":
@@ -135,16 +140,16 @@ class CompressedField(nn.Module):
                                  f"the configuration says {self.grid.config.latent_dim}")
         self._check_entropy_model(model, name)
         values, used = {}, set()
-        for key, (param, kind) in self._stored().items():
+        for key, (param, _) in self._stored().items():
             try:
-                value = decode_tensor(key, model.weights, kind)
+                value = decode_tensor(key, model.weights)
             except ValueError as exc:
                 raise BitstreamError(f"{name}: {exc}") from exc
             if tuple(param.shape) != value.shape:
                 raise BitstreamError(f"{name}: weight {key}: shape {value.shape} in the file, "
                                      f"{tuple(param.shape)} expected")
             values[key] = value
-            used.update(names_in_file(key, model.weights, kind))
+            used.update(names_in_file(key, model.weights))
         extra = sorted(set(model.weights) - used)
         if extra:
             raise BitstreamError(f"{name}: weights in the file that the model does not have: "

@@ -194,6 +194,16 @@ def test_analyse_image_against_a_reference(tmp_path) -> None:
         analyse(path, reference=reference)
 
 
+def test_the_strip_of_a_panorama_stays_small(tmp_path) -> None:
+    """Tiles fit ``tile_height`` high and four times that wide, whatever the aspect."""
+    report = analyse(image_file(tmp_path / "img.shac"))
+    report.previews = [np.zeros((12, 65536, 3), np.uint8)] * len(report.previews)
+    save_strip(report, tmp_path / "strip.png", tile_height=24, columns=2)
+    height, width = iio.imread(tmp_path / "strip.png").shape[:2]
+    rows = -(-len(report.previews) // 2)
+    assert (height, width) == (rows * (1 + 34 + 4) + 4, 2 * (96 + 4) + 4)   # 96 x 1 tiles
+
+
 def test_analyse_truncated_file_without_reference(tmp_path) -> None:
     path = image_file(tmp_path / "img.shac")
     cut = tmp_path / "cut.shac"

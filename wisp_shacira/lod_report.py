@@ -137,22 +137,25 @@ def save_plot(report: LodReport, path: Path, force: bool = False) -> None:
 def save_strip(report: LodReport, path: Path, tile_height: int = 160, columns: int = 8,
                force: bool = False) -> None:
     """One labelled render per LOD, ``columns`` per row, as a PNG (``force``: replace a
-    read-only file)."""
+    read-only file); each render is scaled to fit ``tile_height`` high and four times
+    that wide (a panorama of 65536 x 12 pixels gets a 640 x 1 tile, not 873,813 x 160)."""
     first = report.previews[0]
-    tile_w = max(1, round(first.shape[1] * tile_height / first.shape[0]))
+    scale = min(tile_height / first.shape[0], 4 * tile_height / first.shape[1])
+    tile_w = max(1, round(first.shape[1] * scale))
+    tile_h = max(1, round(first.shape[0] * scale))
     label_h, pad = 34, 4
     rows = -(-len(report.previews) // columns)
     cols = min(columns, len(report.previews))
-    sheet = Image.new("RGB", (cols * (tile_w + pad) + pad, rows * (tile_height + label_h + pad) + pad),
+    sheet = Image.new("RGB", (cols * (tile_w + pad) + pad, rows * (tile_h + label_h + pad) + pad),
                       (255, 255, 255))
     draw, font = ImageDraw.Draw(sheet), ImageFont.load_default()
-    resample = Image.NEAREST if first.shape[0] < tile_height else Image.LANCZOS
+    resample = Image.NEAREST if first.shape[0] < tile_h else Image.LANCZOS
     for k, (row, view) in enumerate(zip(report.rows, report.previews)):
         x = pad + (k % columns) * (tile_w + pad)
-        y = pad + (k // columns) * (tile_height + label_h + pad)
-        sheet.paste(Image.fromarray(view).resize((tile_w, tile_height), resample), (x, y))
+        y = pad + (k // columns) * (tile_h + label_h + pad)
+        sheet.paste(Image.fromarray(view).resize((tile_w, tile_h), resample), (x, y))
         quality = f"{row.psnr:.2f} dB" if math.isfinite(row.psnr) else "= reference"
-        draw.text((x, y + tile_height + 2), f"LOD {row.lod}: {row.bytes} B\n{quality}",
+        draw.text((x, y + tile_h + 2), f"LOD {row.lod}: {row.bytes} B\n{quality}",
                   fill=(0, 0, 0), font=font)
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG")

@@ -1,7 +1,7 @@
 """Seeded mutations of valid ``.shac`` files, for fuzzing the decoder past its checksums.
 
 Every mutation edits the *content* of a file (a section payload, the CONFIG JSON, the
-section list) and then packs it again with correct checksums, so the decoder's
+version-5 weight list inside its zlib stream, the section list) and then packs it again with correct checksums, so the decoder's
 parsing and validation are exercised rather than the CRC alone. A few mutations keep
 the raw bytes (truncation, splicing encoded sections) to exercise the container.
 
@@ -14,13 +14,14 @@ True
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import zlib
 from typing import Any, Callable
 
-from wisp_shacira.codec.container import Container, pack_sections, unpack_sections
+from wisp_shacira.codec.container import (WEIGHTS_VERSION, Container, Reader, encode_varint,
+                                          pack_sections, unpack_sections)
+from wisp_shacira.codec.head_io import pack_config, read_config
 
 HOSTILE_VALUES: tuple[Any, ...] = (
     0, -1, 1, 2, 3, 7, 255, 65536, 2**31, 2**40, 10**6, 10**9, -(10**9), 1.5, 1e-30,
@@ -82,9 +83,9 @@ def _leaves(node: Any, path: tuple = ()) -> list[tuple]:
     return [path]
 
 
-def _edit_config(payload: bytes, rng: random.Random) -> bytes:
+def _edit_config(payload: bytes, rng: random.Random, version: int) -> bytes:
     """Replace, delete or add one entry anywhere in the CONFIG JSON."""
-    config = json.loads(zlib.decompress(payload))
+    config = read_config(payload, version)
     path = rng.choice(_leaves(config))
     if not path:
         config = rng.choice(([], "x", None, {"task": ["image"]}, {}))
@@ -101,7 +102,23 @@ def _edit_config(payload: bytes, rng: random.Random) -> bytes:
             parent.append(rng.choice(HOSTILE_VALUES))
         else:
             parent["unexpected_key"] = rng.choice(HOSTILE_VALUES)
-    return zlib.compress(json.dumps(config).encode())
+    return pack_config(config, version)
+
+
+def _edit_weight_list(payload: bytes, rng: random.Random, version: int) -> bytes:
+    """A version-5 WEIGHTS payload whose compressed tensor list (names, shapes, laws, raw
+    values) is damaged inside the zlib stream; the whole payload for older versions."""
+    edit = rng.choice((_flip_bits, _set_byte, _resize))
+    if version < WEIGHTS_VERSION:
+        damaged = bytearray(payload)
+        edit(damaged, rng)
+        return bytes(damaged)
+    reader = Reader(payload, "weights")
+    packed = reader.take(reader.varint(len(payload), "length"))
+    listing = bytearray(zlib.decompress(packed))
+    edit(listing, rng)
+    packed = zlib.compress(bytes(listing), 9)
+    return encode_varint(len(packed)) + packed + payload[reader.pos:]
 
 
 def _structural(sections: Sections, rng: random.Random, donors: list[Container]) -> Sections:
@@ -146,13 +163,16 @@ def mutate(data: bytes, rng: random.Random, donors: list[bytes]) -> tuple[str, b
     container = unpack_sections(data)
     donor_containers = [unpack_sections(d) for d in donors]
     sections = _sections(container)
-    kind = rng.choices(["bits", "byte", "resize", "nan", "config", "structure", "raw"],
-                       weights=[3, 3, 1, 1, 4, 2, 1])[0]
+    kind = rng.choices(["bits", "byte", "resize", "nan", "config", "weights", "structure",
+                        "raw"], weights=[3, 3, 1, 1, 4, 2, 2, 1])[0]
     edits = {"bits": _flip_bits, "byte": _set_byte, "resize": _resize, "nan": _nan_bytes}
     if kind in edits:
         return kind, _pack(container, _edit_payload(sections, rng, edits[kind]))
     if kind == "config":
-        sections[0] = (sections[0][0], _edit_config(sections[0][1], rng))
+        sections[0] = (sections[0][0], _edit_config(sections[0][1], rng, container.version))
+        return kind, _pack(container, sections)
+    if kind == "weights":
+        sections[2] = (sections[2][0], _edit_weight_list(sections[2][1], rng, container.version))
         return kind, _pack(container, sections)
     if kind == "structure":
         return kind, _pack(container, _structural(sections, rng, donor_containers))

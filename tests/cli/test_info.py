@@ -1,4 +1,5 @@
-"""``wisp-shacira info`` names how a file codes its latents and the prior it was trained with."""
+"""``wisp-shacira info`` names the format version, how a file codes its latents, the prior
+it was trained with and how it stores the heads."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,9 +11,15 @@ from wisp_shacira.cli.main import main
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
-@pytest.mark.parametrize("name,model", [("v3_baf8633/image.shac", "factorized"),
-                                        ("v4_d42ec47/image.shac", "context")])
-def test_info_names_the_entropy_model(name: str, model: str, capsys) -> None:
+@pytest.mark.parametrize("name,model,version,heads", [
+    ("v3_baf8633/image.shac", "factorized", 3, "int8 rows with a float16 scale"),
+    ("v4_d42ec47/image.shac", "context", 4, "int8 rows"),
+    ("v5_3979a63/image_random.shac", "context", 5, "integers times a power-of-two step"),
+    ("v5_3979a63/image.shac", "factorized", 5, "integers times a power-of-two step")])
+def test_info_names_the_version_entropy_model_and_weight_storage(
+        name: str, model: str, version: int, heads: str, capsys) -> None:
     assert main(["info", str(GOLDEN / name)]) == 0
     line = capsys.readouterr().out.splitlines()[0]
+    assert f"format version {version}, task image" in line
     assert f"latents coded with the {model} model (trained with the {model} prior)" in line
+    assert f"heads stored as {heads}" in line

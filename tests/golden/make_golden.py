@@ -19,7 +19,10 @@ decoded outputs are recorded in ``tests/golden/manifest.json``; ``tests/test_gol
 decodes every file listed there in CI. Folders: ``v1_9a01d5c`` (float16 MLP heads; the
 first writer with all three tasks, 738321d, wrote the same bytes), ``v1_846fed1`` (int8
 heads), ``v2_5c596a8`` (per-level tables), ``v3_<commit>`` (exact integer coding),
-``v4_d42ec47`` (the context model).
+``v4_d42ec47`` (the context model), ``v5_3979a63`` (entropy-coded weights and the
+preset CONFIG dictionary: ``image``, ``video``, ``scene`` and ``image_per_level`` from a
+plain run, ``image_random`` and ``video_random`` from a ``--entropy-model context`` run
+into another folder).
 """
 from __future__ import annotations
 

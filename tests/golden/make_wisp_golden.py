@@ -1,5 +1,6 @@
-"""How ``tests/golden/wisp_nerf_v3_<commit>/scene.shac`` was written (a record; never rerun
-for a folder that exists): the Kaolin-Wisp adapter, run against the test double of Wisp,
+"""How ``tests/golden/wisp_nerf_v<version>_<commit>/scene.shac`` was written by the code of
+that commit (a record; never rerun for a folder that exists; version 3 at 43c22df, 5 at
+3979a63): the Kaolin-Wisp adapter, run against the test double of Wisp,
 exports a tiny radiance field with seeded random latents and the demo scene's camera.
 
     python tests/golden/make_wisp_golden.py OUT_DIR      # writes OUT_DIR/scene.shac

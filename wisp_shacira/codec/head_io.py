@@ -222,8 +222,8 @@ def _unpack_coded(data: bytes) -> dict[str, np.ndarray]:
     decoder = BlockDecoder(outer.take(len(data) - outer.pos), CODER_EXACT)
     for name, shape, law in coded:
         count = int(np.prod(shape, dtype=object))
-        values = decoder.decode(count, context_table(law, 0, WEIGHT_PRECISION))
-        weights[name] = values.astype(np.int32).reshape(shape)
+        decoded = decoder.decode(count, context_table(law, 0, WEIGHT_PRECISION))
+        weights[name] = decoded.astype(np.int32).reshape(shape)
     decoder.finish()
     return weights
 

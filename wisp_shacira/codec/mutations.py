@@ -1,8 +1,9 @@
 """Seeded mutations of valid ``.shac`` files, for fuzzing the decoder past its checksums.
 
 Every mutation edits the *content* of a file (a section payload, the CONFIG JSON, the
-version-5 weight list inside its zlib stream, the section list) and then packs it again with correct checksums, so the decoder's
-parsing and validation are exercised rather than the CRC alone. A few mutations keep
+version-5 weight list inside its zlib stream, the section list) and then packs it again
+with correct checksums, so the decoder's parsing and validation are exercised rather
+than the CRC alone. A few mutations keep
 the raw bytes (truncation, splicing encoded sections) to exercise the container.
 
 >>> import random

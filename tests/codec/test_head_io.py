@@ -6,10 +6,10 @@ import zlib
 import numpy as np
 import pytest
 
-from wisp_shacira.codec.container import Reader, WEIGHTS_VERSION, encode_varint
+from wisp_shacira.codec.container import WEIGHTS_VERSION, encode_varint
 from wisp_shacira.codec.context_io import pack_dim
 from wisp_shacira.codec.head_io import (fit_law, pack_config, pack_weights, read_config,
-                                        unpack_weights)
+                                        split_coded, unpack_weights)
 
 CONFIG = {"task": "image", "grid": {"num_levels": 24, "min_res": 16, "max_res": 512,
                                     "log2_table_size": 13, "weight_precision": 4},
@@ -64,11 +64,8 @@ def test_version_5_config_uses_the_preset_dictionary() -> None:
 
 
 def _list_and_coded(weights: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
-    data = pack_weights(weights, WEIGHTS_VERSION)
-    reader = Reader(data, "w")
-    length = reader.varint(len(data), "length")
-    packed = reader.take(length)
-    return zlib.decompress(packed), data[reader.pos:]
+    packed, coded = split_coded(pack_weights(weights, WEIGHTS_VERSION))
+    return zlib.decompress(packed), coded
 
 
 def _assemble(listing: bytes, coded: bytes) -> bytes:

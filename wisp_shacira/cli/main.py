@@ -21,7 +21,7 @@ from wisp_shacira.cli.options import (add_force, add_max_memory, apply_max_memor
 from wisp_shacira.tasks.report import format_table
 from wisp_shacira.codec.container import read_file_bytes, unpack_sections
 from wisp_shacira.codec.limits import ENV_MAX_MEMORY
-from wisp_shacira.codec.model_io import read_shac, section_summary
+from wisp_shacira.codec.model_io import decode_model, section_offsets
 from wisp_shacira.errors import ConfigError, ShaciraError
 from wisp_shacira.tasks import get_task
 from wisp_shacira.tasks.common import prepare_decode_output
@@ -30,17 +30,19 @@ from wisp_shacira.tasks.image_tiles import parse_region
 
 def cmd_info(args: argparse.Namespace) -> None:
     """Print the sections of a file with their sizes."""
-    rows, total, problem = section_summary(args.file)
-    model = read_shac(args.file, max_lod=0, partial=True)
+    data = read_file_bytes(args.file)
+    container = unpack_sections(data, args.file, partial=True)
+    rows = [(span.name, span.nbytes) for span in section_offsets(data, args.file)]
+    total, problem = len(data), container.problem
+    model = decode_model(data, args.file, max_lod=0, partial=True)
     coder = "context" if model.context is not None else "factorized"
     grid = model.config.get("grid")
     prior = grid.get("entropy_model", "factorized") if isinstance(grid, dict) else "factorized"
-    version = unpack_sections(read_file_bytes(args.file), args.file, partial=True).version
     heads = ("integers times a power-of-two step, entropy-coded"
              if any(name.endswith(".exp") for name in model.weights)
              else "int8 rows with a float16 scale" if any(
                  name.endswith(".scale") for name in model.weights) else "floats")
-    print(f"{args.file}: format version {version}, task {model.config.get('task')}, "
+    print(f"{args.file}: format version {container.version}, task {model.config.get('task')}, "
           f"{model.num_levels} levels, latent dim {model.latent_dim}, latents coded with the "
           f"{coder} model (trained with the {prior} prior), heads stored as {heads}, "
           f"{total} bytes")

@@ -101,13 +101,15 @@ def read_config(payload: bytes, version: int) -> dict:
     return config
 
 
+_CODES = {dtype: code for code, dtype in DTYPES.items()}
+
+
 def _describe(name: str, array: np.ndarray) -> bytes:
-    codes = {dtype: code for code, dtype in DTYPES.items()}
     dtype = array.dtype.newbyteorder("<")
-    if dtype not in codes:
+    if dtype not in _CODES:
         raise ValueError(f"weight {name!r}: unsupported dtype {array.dtype}")
     raw_name = name.encode()
-    out = encode_varint(len(raw_name)) + raw_name + bytes([codes[dtype], array.ndim])
+    out = encode_varint(len(raw_name)) + raw_name + bytes([_CODES[dtype], array.ndim])
     return out + b"".join(encode_varint(size) for size in array.shape)
 
 
@@ -194,9 +196,15 @@ def _unpack_raw(data: bytes) -> dict[str, np.ndarray]:
     return weights
 
 
-def _unpack_coded(data: bytes) -> dict[str, np.ndarray]:
+def split_coded(data: bytes) -> tuple[bytes, bytes]:
+    """A version-5 WEIGHTS payload as (the compressed weight list, the coded integers)."""
     outer = Reader(data, "weights section")
     packed = outer.take(outer.varint(len(data), "the weight list's length"))
+    return packed, data[outer.pos:]
+
+
+def _unpack_coded(data: bytes) -> dict[str, np.ndarray]:
+    packed, coded_part = split_coded(data)
     reader = Reader(_inflate(packed, limits.MAX_WEIGHT_LIST_BYTES, "the weight list"),
                     "weight list")
     weights: dict[str, np.ndarray] = {}
@@ -219,7 +227,7 @@ def _unpack_coded(data: bytes) -> dict[str, np.ndarray]:
         coded.append((name, shape, law))
         _add(weights, name, np.empty(0, np.int32))
     reader.finish()
-    decoder = BlockDecoder(outer.take(len(data) - outer.pos), CODER_EXACT)
+    decoder = BlockDecoder(coded_part, CODER_EXACT)
     for name, shape, law in coded:
         count = int(np.prod(shape, dtype=object))
         decoded = decoder.decode(count, context_table(law, 0, WEIGHT_PRECISION))

@@ -20,9 +20,9 @@ import random
 import zlib
 from typing import Any, Callable
 
-from wisp_shacira.codec.container import (WEIGHTS_VERSION, Container, Reader, encode_varint,
+from wisp_shacira.codec.container import (WEIGHTS_VERSION, Container, encode_varint,
                                           pack_sections, unpack_sections)
-from wisp_shacira.codec.head_io import pack_config, read_config
+from wisp_shacira.codec.head_io import pack_config, read_config, split_coded
 
 HOSTILE_VALUES: tuple[Any, ...] = (
     0, -1, 1, 2, 3, 7, 255, 65536, 2**31, 2**40, 10**6, 10**9, -(10**9), 1.5, 1e-30,
@@ -114,12 +114,11 @@ def _edit_weight_list(payload: bytes, rng: random.Random, version: int) -> bytes
         damaged = bytearray(payload)
         edit(damaged, rng)
         return bytes(damaged)
-    reader = Reader(payload, "weights")
-    packed = reader.take(reader.varint(len(payload), "length"))
+    packed, coded = split_coded(payload)
     listing = bytearray(zlib.decompress(packed))
     edit(listing, rng)
     packed = zlib.compress(bytes(listing), 9)
-    return encode_varint(len(packed)) + packed + payload[reader.pos:]
+    return encode_varint(len(packed)) + packed + coded
 
 
 def _structural(sections: Sections, rng: random.Random, donors: list[Container]) -> Sections:

@@ -11,7 +11,7 @@ Four storage kinds:
   ``w ~ q * 2^e`` with ``e = floor(log2(rms(w))) - bits`` (``bits``: the precision
   below the tensor's RMS), stored as ``NAME`` (int32 values, same shape) and
   ``NAME.exp`` (int8 ``[1]``: ``e``). From format version 5 the writer entropy-codes
-  int32 tensors (:mod:`wisp_shacira.codec.weights_io`), so a step costs the entropy of
+  int32 tensors (:mod:`wisp_shacira.codec.head_io`), so a step costs the entropy of
   its integers, not a fixed width: on a Kodak model, ``bits`` 4 coded the heads in 1.5
   KB instead of 2.4 KB (int8 rows) at -0.01 dB, 3 in 1.3 KB at -0.16 dB.
 

@@ -12,6 +12,7 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
 @pytest.mark.parametrize("name,model,version,heads", [
+    ("v1_9a01d5c/image.shac", "factorized", 1, "float16, float32"),
     ("v3_baf8633/image.shac", "factorized", 3, "int8 rows with a float16 scale"),
     ("v4_d42ec47/image.shac", "context", 4, "int8 rows"),
     ("v5_3979a63/image_random.shac", "context", 5, "integers times a power-of-two step"),
@@ -22,4 +23,4 @@ def test_info_names_the_version_entropy_model_and_weight_storage(
     line = capsys.readouterr().out.splitlines()[0]
     assert f"format version {version}, task image" in line
     assert f"latents coded with the {model} model (trained with the {model} prior)" in line
-    assert f"heads stored as {heads}" in line
+    assert f"weights stored as {heads}" in line

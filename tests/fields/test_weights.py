@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wisp_shacira.fields.weights import (decode_tensor, encode_tensor, file_names,
+from wisp_shacira.fields.weights import (decode_tensor, encode_tensor, file_names, kinds_in_file,
                                          names_in_file, rounded)
 
 
@@ -75,3 +75,13 @@ def test_bad_weights_are_refused() -> None:
         decode_tensor("w", {**parts, "w": np.full((2, 2), 1 << 20, np.int32)})
     with pytest.raises(ValueError, match="missing"):
         decode_tensor("v", parts)
+
+
+def test_kinds_in_file_names_every_storage_present() -> None:
+    rng = np.random.default_rng(0)
+    tensors = {**encode_tensor("a", rng.normal(size=(3, 4)), "step"),
+               **encode_tensor("b", rng.normal(size=(3, 4)), "q8"),
+               **encode_tensor("c", rng.normal(size=4), "f16")}
+    assert kinds_in_file(tensors) == {"step", "q8", "f16"}
+    assert kinds_in_file(encode_tensor("d", rng.normal(size=2), "f32")) == {"f32"}
+    assert kinds_in_file({}) == set()

@@ -23,9 +23,14 @@ from wisp_shacira.codec.container import read_file_bytes, unpack_sections
 from wisp_shacira.codec.limits import ENV_MAX_MEMORY
 from wisp_shacira.codec.model_io import decode_model, section_offsets
 from wisp_shacira.errors import ConfigError, ShaciraError
+from wisp_shacira.fields.weights import kinds_in_file
 from wisp_shacira.tasks import get_task
 from wisp_shacira.tasks.common import prepare_decode_output
 from wisp_shacira.tasks.image_tiles import parse_region
+
+
+HEAD_STORAGE = {"step": "integers times a power-of-two step, entropy-coded",
+                "q8": "int8 rows with a float16 scale", "f16": "float16", "f32": "float32"}
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -38,13 +43,11 @@ def cmd_info(args: argparse.Namespace) -> None:
     coder = "context" if model.context is not None else "factorized"
     grid = model.config.get("grid")
     prior = grid.get("entropy_model", "factorized") if isinstance(grid, dict) else "factorized"
-    heads = ("integers times a power-of-two step, entropy-coded"
-             if any(name.endswith(".exp") for name in model.weights)
-             else "int8 rows with a float16 scale" if any(
-                 name.endswith(".scale") for name in model.weights) else "floats")
+    kinds = kinds_in_file(model.weights)
+    heads = ", ".join(text for kind, text in HEAD_STORAGE.items() if kind in kinds) or "nothing"
     print(f"{args.file}: format version {container.version}, task {model.config.get('task')}, "
           f"{model.num_levels} levels, latent dim {model.latent_dim}, latents coded with the "
-          f"{coder} model (trained with the {prior} prior), heads stored as {heads}, "
+          f"{coder} model (trained with the {prior} prior), weights stored as {heads}, "
           f"{total} bytes")
     print(format_table(["section", "bytes"], rows + [("header", total - sum(r[1] for r in rows))]))
     if problem:

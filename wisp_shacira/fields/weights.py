@@ -121,6 +121,19 @@ def names_in_file(name: str, tensors: dict[str, np.ndarray]) -> list[str]:
     return [name]
 
 
+def kinds_in_file(tensors: dict[str, np.ndarray]) -> set[Storage]:
+    """The storage kinds of the weights in a file with ``tensors`` (``"step"``, ``"q8"``;
+    ``"f16"`` / ``"f32"`` for weights stored as plain floats)."""
+    suffixes = {file_names("", kind)[1]: kind for kind in ("step", "q8")}
+    kinds: set[Storage] = {suffixes[s] for s in suffixes if any(n.endswith(s) for n in tensors)}
+    owners = {n[: -len(s)] for n in tensors for s in suffixes if n.endswith(s)}
+    for name, array in tensors.items():
+        if name not in owners and not any(name.endswith(s) for s in suffixes):
+            if array.dtype in _FLOATS:
+                kinds.add("f16" if array.dtype == np.float16 else "f32")
+    return kinds
+
+
 def _decode_step(name: str, values: np.ndarray, exp: np.ndarray) -> np.ndarray:
     if values.dtype != np.int32 or exp.dtype != np.int8 or exp.shape != (1,):
         raise ValueError(f"weight {name!r}: step tensors have unexpected types or shapes")

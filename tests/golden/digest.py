@@ -3,12 +3,17 @@
 ``model_digest`` covers what the bitstream itself defines (configuration, integer
 latents, stored weights): integers and stored floats, identical on every machine.
 ``output_digest`` covers the reconstruction the CLI writes (image pixels, video
-frames, a scene's 60-frame turntable) as integer arrays.
+frames, a scene's 60-frame turntable) as integer arrays. The reconstruction is float
+arithmetic (the MLP heads go through the BLAS library, which picks its kernels by CPU),
+so where one class of CPU decodes a file to other pixels than the recording machine,
+the manifest lists that class's digest under ``output_sha256_by_cpu`` (see
+:func:`cpu_class`); every other machine must match ``output_sha256``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -45,3 +50,24 @@ def decoded_array(path: Path) -> np.ndarray:
 def output_digest(path: Path) -> str:
     array = decoded_array(path)
     return hashlib.sha256(f"{array.dtype.str}:{array.shape}".encode() + array.tobytes()).hexdigest()
+
+
+def cpu_class() -> str:
+    """``VENDOR/CAPABILITY`` of this machine, e.g. ``AuthenticAMD/AVX2``: the CPU vendor
+    (``vendor_id`` of ``/proc/cpuinfo``, else ``platform.processor()``) and the vector
+    capability torch dispatches to."""
+    import torch
+
+    vendor = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("vendor_id"):
+                vendor = line.split(":", 1)[1].strip()
+                break
+    return f"{vendor}/{torch.backends.cpu.get_cpu_capability()}"
+
+
+def expected_output_digest(entry: dict) -> str:
+    """The output digest a manifest entry records for this machine's :func:`cpu_class`."""
+    return entry.get("output_sha256_by_cpu", {}).get(cpu_class(), entry["output_sha256"])

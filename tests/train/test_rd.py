@@ -49,6 +49,25 @@ def test_fixed_step_training_moves_latents_by_whole_units() -> None:
     assert moved > 1.0, "the latents' lr (0.1 / 0.01 = 10 per step) should move whole units"
 
 
+
+@pytest.mark.parametrize("phase", ["ste", "frozen"])
+def test_hard_phase_frozen_keeps_the_latents_and_trains_the_rest(phase: str) -> None:
+    torch.manual_seed(0)
+    field = ImageField(GRID, ImageNefConfig(8, 1), channels=3)
+    coords, target = torch.rand(256, 2), torch.rand(256, 3)
+    cfg = dataclasses.replace(TRAIN, iterations=6, anneal_fraction=0.5, hard_phase=phase)
+    trainer = RDTrainer(field, cfg)
+    loss = lambda tau: torch.mean((field(coords, tau=tau) - target) ** 2)  # noqa: E731
+    for _ in range(3):
+        trainer.step(loss)
+    latents = field.grid.latents.detach().clone()
+    heads = [p.detach().clone() for p in field.heads.parameters()]
+    for _ in range(3):
+        assert trainer.tau(trainer.step_idx) is None
+        trainer.step(loss)
+    assert torch.equal(field.grid.latents.detach(), latents) == (phase == "frozen")
+    assert any(not torch.equal(p.detach(), h) for p, h in zip(field.heads.parameters(), heads))
+
 def test_a_diverging_run_stops_with_a_clear_error() -> None:
     field = ImageField(GRID, ImageNefConfig(8, 1), channels=3)
     trainer = RDTrainer(field, TRAIN)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from wisp_shacira.config import require
 
@@ -24,6 +25,10 @@ class TrainerConfig:
         lambda_start: rate weight at the start (cosine schedule to ``lambda_end``).
         lambda_end: rate weight at the end.
         anneal_fraction: fraction of training with soft rounding; then hard rounding.
+        hard_phase: what trains after the annealing period: ``ste`` (everything, the
+            latents through straight-through rounding: the paper's) or ``frozen`` (the
+            integer latents stay as the annealing left them; the decoder and heads adapt
+            to them).
         tau_start: soft-rounding temperature at the start (geometric decay).
         tau_end: temperature at the end of the annealing period.
         rate_sample: score this many latent rows per step for the rate (None = all).
@@ -47,6 +52,7 @@ class TrainerConfig:
     lambda_start: float = 1e-3
     lambda_end: float = 1e-4
     anneal_fraction: float = 0.9
+    hard_phase: Literal["ste", "frozen"] = "ste"
     tau_start: float = 1.0
     tau_end: float = 0.05
     rate_sample: int | None = None
@@ -65,6 +71,8 @@ class TrainerConfig:
         require(0 < self.lr_final <= 1, "trainer.lr_final must be in (0, 1]")
         require(self.lambda_start >= 0 and self.lambda_end >= 0, "trainer.lambda_* must be >= 0")
         require(0 <= self.anneal_fraction <= 1, "trainer.anneal_fraction must be in [0, 1]")
+        require(self.hard_phase in ("ste", "frozen"),
+                f"trainer.hard_phase must be ste or frozen, got {self.hard_phase!r}")
         require(0 < self.tau_end <= self.tau_start, "need 0 < trainer.tau_end <= trainer.tau_start")
         require(self.rate_sample is None or self.rate_sample > 0, "trainer.rate_sample must be > 0")
         require(self.batch_size >= 0, "trainer.batch_size must be >= 0")

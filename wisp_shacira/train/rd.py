@@ -131,9 +131,13 @@ class RDTrainer:
         """One optimisation step on ``distortion(tau) + lambda * bits / entries``."""
         step = self.step_idx
         factor = lr_factor_at(self.cfg, step / self.cfg.iterations)
+        tau = self.tau(step)
+        frozen = (tau is None and self.cfg.hard_phase == "frozen"
+                  and self.field.grid.config.compressed)
         for group in self.optimizer.param_groups:
-            group["lr"] = group["base_lr"] * factor
-        mse = distortion(self.tau(step))
+            still = frozen and group.get("name") == "latents"
+            group["lr"] = 0.0 if still else group["base_lr"] * factor
+        mse = distortion(tau)
         rate, bits = rate_loss(self.field.grid, self.lam(step), self.cfg.rate_sample)
         self.optimizer.zero_grad(set_to_none=True)
         if self.reducer is None:

@@ -29,7 +29,7 @@ from wisp_shacira.tasks.common import prepare_decode_output
 from wisp_shacira.tasks.image_tiles import parse_region
 
 
-HEAD_STORAGE = {"step": "integers times a power-of-two step, entropy-coded",
+WEIGHT_STORAGE = {"step": "integers times a power-of-two step, entropy-coded",
                 "q8": "int8 rows with a float16 scale", "f16": "float16", "f32": "float32"}
 
 
@@ -44,10 +44,10 @@ def cmd_info(args: argparse.Namespace) -> None:
     grid = model.config.get("grid")
     prior = grid.get("entropy_model", "factorized") if isinstance(grid, dict) else "factorized"
     kinds = kinds_in_file(model.weights)
-    heads = ", ".join(text for kind, text in HEAD_STORAGE.items() if kind in kinds) or "nothing"
+    storage = ", ".join(text for kind, text in WEIGHT_STORAGE.items() if kind in kinds) or "nothing"
     print(f"{args.file}: format version {container.version}, task {model.config.get('task')}, "
           f"{model.num_levels} levels, latent dim {model.latent_dim}, latents coded with the "
-          f"{coder} model (trained with the {prior} prior), weights stored as {heads}, "
+          f"{coder} model (trained with the {prior} prior), weights stored as {storage}, "
           f"{total} bytes")
     print(format_table(["section", "bytes"], rows + [("header", total - sum(r[1] for r in rows))]))
     if problem:

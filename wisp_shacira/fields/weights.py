@@ -109,28 +109,35 @@ def encode_tensor(name: str, array: np.ndarray, kind: Storage,
 _FLOATS = (np.dtype(np.float16), np.dtype(np.float32))
 
 
+def _coded_kind(name: str, tensors: dict[str, np.ndarray]) -> Storage | None:
+    """``"step"`` or ``"q8"`` when ``tensors`` hold weight ``name`` with that kind's second
+    tensor, else None (a plain tensor)."""
+    for kind in ("step", "q8"):
+        if file_names(name, kind)[1] in tensors:
+            return kind
+    return None
+
+
 def names_in_file(name: str, tensors: dict[str, np.ndarray]) -> list[str]:
     """Names of the tensors that hold weight ``name`` in a file with ``tensors``: a
     ``step`` weight has ``NAME.exp``, a ``q8`` one ``NAME.scale`` (files written before
     int8 heads, format version 1 up to commit e4badb7, store such a matrix as one float16
     tensor), a float one only ``NAME``."""
-    for kind in ("step", "q8"):
-        names = file_names(name, kind)
-        if names[1] in tensors:
-            return names
-    return [name]
+    kind = _coded_kind(name, tensors)
+    return [name] if kind is None else file_names(name, kind)
 
 
 def kinds_in_file(tensors: dict[str, np.ndarray]) -> set[Storage]:
     """The storage kinds of the weights in a file with ``tensors`` (``"step"``, ``"q8"``;
     ``"f16"`` / ``"f32"`` for weights stored as plain floats)."""
-    suffixes = {file_names("", kind)[1]: kind for kind in ("step", "q8")}
-    kinds: set[Storage] = {suffixes[s] for s in suffixes if any(n.endswith(s) for n in tensors)}
-    owners = {n[: -len(s)] for n in tensors for s in suffixes if n.endswith(s)}
+    parts = {part for name in tensors for part in names_in_file(name, tensors)[1:]}
+    kinds: set[Storage] = set()
     for name, array in tensors.items():
-        if name not in owners and not any(name.endswith(s) for s in suffixes):
-            if array.dtype in _FLOATS:
-                kinds.add("f16" if array.dtype == np.float16 else "f32")
+        kind = _coded_kind(name, tensors)
+        if kind is None and array.dtype in _FLOATS:
+            kind = "f16" if array.dtype == np.float16 else "f32"
+        if name not in parts and kind is not None:
+            kinds.add(kind)
     return kinds
 
 
@@ -150,16 +157,17 @@ def decode_tensor(name: str, tensors: dict[str, np.ndarray]) -> np.ndarray:
     Raises:
         ValueError: a tensor is missing or has the wrong type or shape.
     """
-    names = names_in_file(name, tensors)
+    kind = _coded_kind(name, tensors)
     if name not in tensors:
         raise ValueError(f"weight {name!r} is missing")
-    if len(names) == 1:
+    if kind is None:
         if tensors[name].dtype not in _FLOATS:
             raise ValueError(f"weight {name!r}: stored as {tensors[name].dtype}, expected a float")
         return tensors[name].astype(np.float32)
-    if names[1].endswith(".exp"):
-        return _decode_step(name, tensors[name], tensors[names[1]])
-    values, scale = tensors[name], tensors[names[1]]
+    second = tensors[file_names(name, kind)[1]]
+    if kind == "step":
+        return _decode_step(name, tensors[name], second)
+    values, scale = tensors[name], second
     if (values.dtype != np.int8 or scale.dtype != np.float16 or values.ndim != 2
             or scale.shape != values.shape[:1]):
         raise ValueError(f"weight {name!r}: q8 tensors have unexpected types or shapes")

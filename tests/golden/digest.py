@@ -1,26 +1,32 @@
 """Checksums of what a ``.shac`` file decodes to, for the golden-file test and manifest.
 
 ``model_digest`` covers what the bitstream itself defines (configuration, integer
-latents, stored weights): integers and stored floats, identical on every machine.
-``output_digest`` covers the reconstruction the CLI writes (image pixels, video
-frames, a scene's 60-frame turntable) as integer arrays. The reconstruction is float
-arithmetic (the MLP heads go through the BLAS library, which picks its kernels by CPU),
-so where one class of CPU decodes a file to other pixels than the recording machine,
-the manifest lists that class's digest under ``output_sha256_by_cpu`` (see
-:func:`cpu_class`); every other machine must match ``output_sha256``.
+latents, stored weights): integers and stored floats. ``output_digest`` covers the
+reconstruction the CLI writes (image pixels, video frames, a scene's 60-frame
+turntable) as integer arrays. ``field_digest`` covers the decoded field's float32
+outputs at fixed probe points (and, for a scene, one rendered view's float colour,
+opacity and depth): every bit of the decode arithmetic, below the rounding to 8 or 16
+bits that the output digest sees. Decoding evaluates with the machine-independent
+arithmetic of :mod:`wisp_shacira.grid.exact`, so all three digests are one value on
+every machine, thread count and backend.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from wisp_shacira.codec.model_io import read_shac
 from wisp_shacira.tasks import image, nerf, video
-from wisp_shacira.tasks.nerf_eval import load_scene_model, render_turntable
+from wisp_shacira.tasks.image_file import decode_field
+from wisp_shacira.tasks.nerf_eval import load_scene_model, render_turntable, turntable_poses
+
+PROBES = 4096
+PROBE_GRID = 1 << 16
+PROBE_STRIDES = (1, 40503, 12289, 24593, 49157, 6151)
 
 
 def model_digest(path: Path) -> str:
@@ -52,22 +58,40 @@ def output_digest(path: Path) -> str:
     return hashlib.sha256(f"{array.dtype.str}:{array.shape}".encode() + array.tobytes()).hexdigest()
 
 
-def cpu_class() -> str:
-    """``VENDOR/CAPABILITY`` of this machine, e.g. ``AuthenticAMD/AVX2``: the CPU vendor
-    (``vendor_id`` of ``/proc/cpuinfo``, else ``platform.processor()``) and the vector
-    capability torch dispatches to."""
-    import torch
-
-    vendor = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("vendor_id"):
-                vendor = line.split(":", 1)[1].strip()
-                break
-    return f"{vendor}/{torch.backends.cpu.get_cpu_capability()}"
+def _probes(count: int, dim: int) -> torch.Tensor:
+    """``[count, dim]`` dyadic points in (0, 1), exact in float32 (integer arithmetic)."""
+    steps = torch.arange(count, dtype=torch.int64)[:, None] * torch.tensor(PROBE_STRIDES[:dim])
+    return ((steps % PROBE_GRID).double() + 0.5).div(PROBE_GRID).float()
 
 
-def expected_output_digest(entry: dict) -> str:
-    """The output digest a manifest entry records for this machine's :func:`cpu_class`."""
-    return entry.get("output_sha256_by_cpu", {}).get(cpu_class(), entry["output_sha256"])
+def _field_outputs(path: Path) -> list[torch.Tensor]:
+    task = read_shac(path, max_lod=0).config["task"]
+    if task == "image":
+        field_, _, model = decode_field(path)
+        return [field_(_probes(PROBES, 2), len(model.levels))]
+    if task == "video":
+        model = read_shac(path)
+        field_, _ = video.field_from_model(model, str(path))
+        return [field_(_probes(PROBES, 3), len(model.levels))]
+    scene = load_scene_model(path, views=1)
+    points = _probes(PROBES, 3) * 2.0 - 1.0
+    offsets = _probes(PROBES, 6)[:, 3:] - 0.5
+    squares = offsets * offsets
+    dirs = offsets / torch.sqrt(squares[:, :1] + squares[:, 1:2] + squares[:, 2:])
+    sigma, rgb = scene.field(points, dirs, scene.lod)
+    cam, meta = scene.meta["camera"], scene.meta["scene"]
+    view = scene.tracer.render_image(
+        scene.field.query(scene.lod), turntable_poses(cam, nerf.TURNTABLE_FRAMES)[0],
+        *(float(cam[k]) for k in ("fx", "fy", "cx", "cy")), int(meta["height"]),
+        int(meta["width"]), scene.occupancy)
+    return [sigma, rgb, view["rgb"], view["opacity"], view["depth"]]
+
+
+def field_digest(path: Path) -> str:
+    """sha256 of the decoded field's float32 outputs at :data:`PROBES` fixed points."""
+    digest = hashlib.sha256()
+    with torch.no_grad():
+        for out in _field_outputs(path):
+            array = out.detach().float().contiguous().numpy()
+            digest.update(f"{array.shape}".encode() + array.tobytes())
+    return digest.hexdigest()

@@ -182,13 +182,14 @@ def main(out: Path, entropy_model: str = "factorized") -> None:
 
 
 def add_to_manifest(root: Path) -> None:
-    """Record digests of golden files that the manifest does not list yet; entries that
-    exist are never changed (a changed decode must fail the test, not the manifest)."""
+    """Record digests of golden files that the manifest does not list yet, and the field
+    digest of entries recorded before it existed; a digest once recorded is never changed
+    (a changed decode must fail the test, not the manifest)."""
     import hashlib
     import json
 
     sys.path.insert(0, str(root))
-    from digest import model_digest, output_digest
+    from digest import field_digest, model_digest, output_digest
 
     path = root / "manifest.json"
     manifest = json.loads(path.read_text()) if path.exists() else {}
@@ -198,6 +199,7 @@ def add_to_manifest(root: Path) -> None:
             manifest[key] = {"file_sha256": hashlib.sha256(shac.read_bytes()).hexdigest(),
                              "model_sha256": model_digest(shac),
                              "output_sha256": output_digest(shac)}
+        manifest[key].setdefault("field_sha256", field_digest(shac))
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 

@@ -20,11 +20,14 @@ from torch import nn
 from wisp_shacira.codec.model_io import ShacModel, encode_model
 from wisp_shacira.errors import BitstreamError
 from wisp_shacira.fields.weights import Storage, decode_tensor, encode_tensor, names_in_file
+from wisp_shacira.grid.exact import ExactLinear
 from wisp_shacira.grid.shacira_grid import ShaciraGrid
 
 
 class MLP(nn.Sequential):
-    """``in_dim -> [hidden] * num_layers -> out_dim`` with ReLU between layers.
+    """``in_dim -> [hidden] * num_layers -> out_dim`` with ReLU between layers; the
+    layers are :class:`~wisp_shacira.grid.exact.ExactLinear` (machine-independent
+    arithmetic when no gradient is recorded).
 
     Shapes: ``[N, in_dim] -> [N, out_dim]``.
     """
@@ -33,9 +36,9 @@ class MLP(nn.Sequential):
         layers: list[nn.Module] = []
         width = in_dim
         for _ in range(num_layers):
-            layers += [nn.Linear(width, hidden_dim), nn.ReLU()]
+            layers += [ExactLinear(width, hidden_dim), nn.ReLU()]
             width = hidden_dim
-        layers.append(nn.Linear(width, out_dim))
+        layers.append(ExactLinear(width, out_dim))
         super().__init__(*layers)
 
 

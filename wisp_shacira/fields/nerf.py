@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from wisp_shacira.config import require
 from wisp_shacira.fields.base import MLP, CompressedField
+from wisp_shacira.grid import exact
 from wisp_shacira.grid.latents_first import StepLatents
 from wisp_shacira.grid.shacira_grid import GridConfig, ShaciraGrid
 
@@ -82,8 +82,9 @@ class _TruncExp(torch.autograd.Function):
 
 
 def trunc_exp(x: torch.Tensor) -> torch.Tensor:
-    """Exponential with a clamped gradient: ``[...] -> [...]``."""
-    return _TruncExp.apply(x)
+    """Exponential with a clamped gradient: ``[...] -> [...]`` (machine-independent
+    arithmetic when no gradient is recorded)."""
+    return exact.exact_exp(x) if exact.decoding() else _TruncExp.apply(x)
 
 
 def spherical_harmonics(dirs: torch.Tensor, degree: int) -> torch.Tensor:
@@ -114,7 +115,7 @@ def positional_encoding(dirs: torch.Tensor, num_freqs: int) -> torch.Tensor:
     parts = [dirs]
     for k in range(num_freqs):
         scaled = dirs * (math.pi * 2.0**k)
-        parts += [torch.sin(scaled), torch.cos(scaled)]
+        parts += list(exact.sin_cos(scaled))
     return torch.cat(parts, dim=-1)
 
 
@@ -162,7 +163,7 @@ class RadianceField(CompressedField):
         if self.nef_config.density_activation == "trunc_exp":
             sigma = trunc_exp(raw)
         else:
-            sigma = F.softplus(raw - 1.0)
+            sigma = exact.softplus(raw - 1.0)
         return sigma, out[:, 1:]
 
     def density(self, points: torch.Tensor, lod: int | None = None, tau: float | None = None,
@@ -194,7 +195,7 @@ class RadianceField(CompressedField):
         """
         table = self.grid.step_table(tau) if table is None else table
         sigma, geo = self._density_features(points, lod, table)
-        rgb = torch.sigmoid(self.heads["color"](torch.cat([geo, self.encode_dirs(dirs)], dim=-1)))
+        rgb = exact.sigmoid(self.heads["color"](torch.cat([geo, self.encode_dirs(dirs)], dim=-1)))
         return sigma, rgb
 
 

@@ -126,6 +126,17 @@ def _chunk_size(coords: torch.Tensor, layout: GridLayout, feat: int) -> int:
     return max(1, budget // per_point)
 
 
+def _corner_sum(weights: torch.Tensor, gathered: torch.Tensor) -> torch.Tensor:
+    """``sum_c weights[..., c] * gathered[..., c, :]``, corners added one after another
+    in corner order (as :func:`~wisp_shacira.grid.encoding.encode_reference`; a matrix
+    product would sum in an order its BLAS kernel picks): ``[..., C]``, ``[..., C, F]``
+    -> ``[..., F]``."""
+    acc = gathered[..., 0, :] * weights[..., 0, None]
+    for corner in range(1, weights.shape[-1]):
+        acc = acc + gathered[..., corner, :] * weights[..., corner, None]
+    return acc
+
+
 class _FusedEncode(torch.autograd.Function):
     @staticmethod
     def forward(ctx, table: torch.Tensor, coords: torch.Tensor,  # type: ignore[override]
@@ -140,8 +151,8 @@ class _FusedEncode(torch.autograd.Function):
             for group in groups:
                 rows, weights = group_corners(part, group)
                 gathered = table.index_select(0, rows.reshape(-1)).view(*rows.shape, feat)
-                feats = torch.matmul(weights.to(table.dtype).unsqueeze(-2), gathered).squeeze(-2)
-                out[start:start + chunk, group.levels] = feats
+                out[start:start + chunk, group.levels] = _corner_sum(weights.to(table.dtype),
+                                                                     gathered)
         ctx.save_for_backward(coords)
         ctx.layout, ctx.num_active, ctx.table_shape = layout, num_active, table.shape
         return out.view(num_points, -1)

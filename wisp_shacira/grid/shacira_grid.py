@@ -22,6 +22,7 @@ from wisp_shacira.codec.tables import FrequencyTable, histogram_table
 from wisp_shacira.config import require
 from wisp_shacira.entropy.context import ContextPrior
 from wisp_shacira.entropy.prior import FactorizedPrior
+from wisp_shacira.grid.exact import ExactLinear
 from wisp_shacira.grid.fast import EncodingPlan, encode
 from wisp_shacira.grid.gathered import encode_gathered, worth_gathering
 from wisp_shacira.grid.hashing import GridLayout, make_layout
@@ -138,7 +139,7 @@ class ShaciraGrid(nn.Module):
         if config.compressed:
             init = config.latent_init
             self.latents = nn.Parameter(torch.empty(rows, config.latent_dim).uniform_(-init, init))
-            self.decoder = nn.Linear(config.latent_dim, config.feature_dim)
+            self.decoder = ExactLinear(config.latent_dim, config.feature_dim)
             self._init_decoder(config)
             self.prior = self._make_prior(config)
         else:

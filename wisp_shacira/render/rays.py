@@ -45,13 +45,24 @@ def camera_rays(
     )
     rot = c2w[..., :3, :3]
     if rot.dim() == 2:
-        dirs = cam_dirs @ rot.T
         origins = c2w[:3, 3].expand(px.shape[0], 3)
     else:
-        dirs = torch.einsum("nij,nj->ni", rot, cam_dirs)
         origins = c2w[:, :3, 3]
-    dirs = dirs / torch.linalg.norm(dirs, dim=-1, keepdim=True)
+    dirs = _rotate(rot, cam_dirs)
+    x, y, z = dirs.unbind(-1)
+    dirs = dirs / torch.sqrt(x * x + y * y + z * z)[:, None]
     return origins.contiguous(), dirs
+
+
+def _rotate(rot: Tensor, vectors: Tensor) -> Tensor:
+    """``rot @ v`` for ``rot: [3, 3]`` or ``[N, 3, 3]`` and ``vectors: [N, 3]``, as
+    products added in column order (a matrix product would sum in an order its BLAS
+    kernel picks, and rays would differ between machines)."""
+    cols = rot.unbind(-1)
+    out = vectors[:, 0, None] * cols[0]
+    for axis in (1, 2):
+        out = out + vectors[:, axis, None] * cols[axis]
+    return out
 
 
 def generate_rays(

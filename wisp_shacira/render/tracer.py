@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from wisp_shacira.config import require
+from wisp_shacira.grid import exact
 from wisp_shacira.render.occupancy import OccupancyGrid
 from wisp_shacira.render.rays import generate_rays, ray_aabb
 from wisp_shacira.render.volume import composite, sample_along_rays
@@ -28,6 +29,23 @@ __all__ = ["TracerConfig", "Tracer", "Field"]
 Field = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
 _BOX_EPS = 1e-5
+MAX_SAMPLES = 2**15
+_DEPTH_ONE = 2.0**32
+"""Fixed-point unit of the optical depth the tracer sums while decoding (int64: samples
+clamped to ``2^16`` each, so the ``MAX_SAMPLES`` of a ray cannot overflow)."""
+
+
+def _depth_terms(tau: Tensor, dtype: torch.dtype) -> Tensor:
+    """Per-sample optical depths ``[M]`` as the running total's terms: float, or (decoding:
+    ``dtype`` int64) fixed-point integers, whose sums no summation order changes."""
+    if dtype != torch.int64:
+        return tau.to(dtype)
+    return torch.round(tau.double().clamp(0.0, 2.0**16) * _DEPTH_ONE).to(torch.int64)
+
+
+def _optical_depth(total: Tensor) -> Tensor:
+    """The running total of :func:`_depth_terms` as a float optical depth ``[R]``."""
+    return total.double() / _DEPTH_ONE if total.dtype == torch.int64 else total
 
 
 @dataclass
@@ -53,7 +71,8 @@ class TracerConfig:
     early_stop_eps: float = 1e-4
 
     def check(self) -> None:
-        require(self.num_samples >= 1, f"tracer.num_samples must be >= 1, got {self.num_samples}")
+        require(1 <= self.num_samples <= MAX_SAMPLES,
+                f"tracer.num_samples must be in 1..{MAX_SAMPLES}, got {self.num_samples}")
         require(self.chunk_size >= 64, f"tracer.chunk_size must be >= 64 (smaller chunks only "
                                        f"add per-call overhead), got {self.chunk_size}")
         require(self.segments >= 1, f"tracer.segments must be >= 1, got {self.segments}")
@@ -96,13 +115,14 @@ class Tracer:
         """
         R, S = keep.shape
         seg_len = -(-S // self.config.segments)
-        tau = torch.zeros(R, device=points.device, dtype=points.dtype)
+        tau = torch.zeros(R, device=points.device,
+                          dtype=torch.int64 if exact.decoding() else points.dtype)
         flat_ids: list[Tensor] = []
         sigmas: list[Tensor] = []
         colours: list[Tensor] = []
         for start in range(0, S, seg_len):
             stop = min(start + seg_len, S)
-            alive = torch.exp(-tau) >= self.config.early_stop_eps
+            alive = exact.exp(-_optical_depth(tau)) >= self.config.early_stop_eps
             seg_keep = keep[:, start:stop] & alive[:, None]
             ray_i, s_i = torch.nonzero(seg_keep, as_tuple=True)
             if ray_i.numel() == 0:
@@ -114,8 +134,8 @@ class Tracer:
             flat_ids.append(ray_i * S + s_i)
             sigmas.append(sigma)
             colours.append(rgb.reshape(-1, 3))
-            seg_tau = (sigma.detach() * deltas[ray_i, s_i]).to(tau.dtype)
-            tau = tau.index_add(0, ray_i, seg_tau)
+            tau = tau.index_add(0, ray_i, _depth_terms(sigma.detach() * deltas[ray_i, s_i],
+                                                       tau.dtype))
         return self._scatter(flat_ids, sigmas, colours, R, S, points)
 
     @staticmethod

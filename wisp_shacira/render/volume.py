@@ -16,6 +16,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from wisp_shacira.grid import exact
+
 __all__ = [
     "CompositeResult",
     "sample_along_rays",
@@ -90,9 +92,7 @@ def transmittance(sigma: Tensor, deltas: Tensor) -> Tensor:
     Returns:
         Transmittance ``[R, S]`` (1 for the first sample of every ray).
     """
-    tau = _optical_depth(sigma, deltas)
-    exclusive = torch.cumsum(tau, dim=-1) - tau
-    return torch.exp(-exclusive)
+    return exact.exp(-exact.cumsum(_optical_depth(sigma, deltas), -1, exclusive=True))
 
 
 def termination_mask(sigma: Tensor, deltas: Tensor, eps: float = 1e-4) -> Tensor:
@@ -109,6 +109,21 @@ def termination_mask(sigma: Tensor, deltas: Tensor, eps: float = 1e-4) -> Tensor
         evaluated.
     """
     return transmittance(sigma.detach(), deltas) < eps
+
+
+def _weights(tau: Tensor) -> Tensor:
+    """``w_i = T_i (1 - exp(-tau_i))`` with ``T_i = exp(-sum_{j<i} tau_j)``: ``[R, S]``.
+
+    When decoding, the exponentials are taken only where ``tau_i != 0`` (elsewhere the
+    weight is 0 either way): most samples of a packed march are empty.
+    """
+    depth = exact.cumsum(tau, -1, exclusive=True)
+    if not exact.decoding():
+        return torch.exp(-depth) * (1.0 - torch.exp(-tau))
+    weights = torch.zeros_like(tau)
+    live = tau != 0
+    weights[live] = exact.exact_exp(-depth[live]) * (1.0 - exact.exact_exp(-tau[live]))
+    return weights
 
 
 def composite(
@@ -134,15 +149,12 @@ def composite(
         distance ``sum_i w_i t_i``, not normalised by opacity), ``opacity [R]``
         (``sum_i w_i``) and ``weights [R, S]``.
     """
-    tau = _optical_depth(sigma, deltas)
-    alpha = 1.0 - torch.exp(-tau)
-    trans = torch.exp(-(torch.cumsum(tau, dim=-1) - tau))
-    weights = trans * alpha
+    weights = _weights(_optical_depth(sigma, deltas))
     if t is None:
-        t = torch.cumsum(deltas, dim=-1) - 0.5 * deltas
-    out_rgb = (weights[..., None] * rgb).sum(dim=-2)
-    opacity = weights.sum(dim=-1)
-    depth = (weights * t).sum(dim=-1)
+        t = exact.cumsum(deltas, -1) - 0.5 * deltas
+    out_rgb = exact.sum_over(weights[..., None] * rgb, -2)
+    opacity = exact.sum_over(weights, -1)
+    depth = exact.sum_over(weights * t, -1)
     if bg is not None:
         bg_t = torch.as_tensor(bg, device=out_rgb.device, dtype=out_rgb.dtype)
         out_rgb = out_rgb + (1.0 - opacity)[..., None] * bg_t

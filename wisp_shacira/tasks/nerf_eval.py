@@ -9,6 +9,7 @@ Rendered views are rounded to 8 bits (what the PNGs hold) before any metric.
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from wisp_shacira.datasets.nerf_synthetic import BLENDER_TO_YUP
 from wisp_shacira.datasets.rtmv import look_at_c2w
 from wisp_shacira.errors import BitstreamError, ConfigError
 from wisp_shacira.fields.nerf import NerfNefConfig, RadianceField
+from wisp_shacira.grid.exact import exact_sin_cos, exact_sum
 from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.metrics import psnr, ssim
 from wisp_shacira.render.occupancy import OccupancyGrid
@@ -61,7 +63,8 @@ class SceneModel:
 def rebuild_occupancy(field: RadianceField, resolution: int, subsamples: int,
                       threshold: float, lod: int | None = None) -> OccupancyGrid:
     """Occupancy from the field's density: per cell the maximum density over a fixed
-    ``subsamples^3`` lattice inside it; occupied above ``min(mean, threshold)``, then
+    ``subsamples^3`` lattice inside it; occupied above ``min(mean, threshold)`` (the
+    mean a fixed-point sum: no machine's summation order moves a cell across it), then
     dilated by one cell (so thin surfaces between lattice points are kept)."""
     device = next(field.parameters()).device
     grid = OccupancyGrid(resolution, threshold=threshold, warmup_steps=0).to(device)
@@ -77,7 +80,7 @@ def rebuild_occupancy(field: RadianceField, resolution: int, subsamples: int,
         pts = (part[:, None, :] + lattice[None] * (2.0 / resolution)).reshape(-1, 3)
         best[start:start + len(part)] = query.density(pts).reshape(len(part), -1).amax(1)
     grid.density.copy_(best.reshape(grid.density.shape))
-    occupied = grid.density > min(float(best.mean()), threshold)
+    occupied = grid.density > min(float(exact_sum(best, 0)) / best.numel(), threshold)
     dilated = F.max_pool3d(occupied[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
     grid.occupied.copy_(dilated)
     return grid
@@ -294,12 +297,12 @@ def turntable_poses(camera: dict, frames: int) -> torch.Tensor:
     """
     radius, height = float(camera["orbit_radius"]), float(camera["orbit_height"])
     up, at = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
-    poses = []
-    for k in range(frames):
-        angle = 2.0 * np.pi * k / frames
-        eye = torch.tensor([radius * np.sin(angle), height, radius * np.cos(angle)],
-                           dtype=torch.float64)
-        poses.append(look_at_c2w(eye, at, up))
+    angles = torch.tensor([2.0 * math.pi * k / frames for k in range(frames)],
+                          dtype=torch.float64)
+    sin, cos = exact_sin_cos(angles)
+    poses = [look_at_c2w(torch.stack([radius * s, torch.tensor(height, dtype=torch.float64),
+                                      radius * c]), at, up)
+             for s, c in zip(sin, cos)]
     return torch.stack(poses).float()
 
 

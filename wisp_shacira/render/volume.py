@@ -7,7 +7,9 @@ length ``delta_i`` with constant density ``sigma_i``, so its opacity is
 Samples are stratified: ``[t_near, t_far]`` is cut into ``S`` equal bins and each
 sample's ``delta`` is its bin width, so the quadrature is exact for piecewise-constant
 density and a constant density ``sigma`` over the whole segment gives opacity
-``1 - exp(-sigma * (t_far - t_near))``.
+``1 - exp(-sigma * (t_far - t_near))``. Where no gradient is recorded, the sums,
+prefix sums and exponentials are :mod:`wisp_shacira.grid.exact`'s, so a render has the
+same bits on every machine.
 """
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from wisp_shacira.codec.model_io import read_shac
+from wisp_shacira.grid.exact import normalize
 from wisp_shacira.tasks import image, nerf, video
 from wisp_shacira.tasks.image_file import decode_field
 from wisp_shacira.tasks.nerf_eval import load_scene_model, render_turntable, turntable_poses
@@ -75,9 +76,7 @@ def _field_outputs(path: Path) -> list[torch.Tensor]:
         return [field_(_probes(PROBES, 3), len(model.levels))]
     scene = load_scene_model(path, views=1)
     points = _probes(PROBES, 3) * 2.0 - 1.0
-    offsets = _probes(PROBES, 6)[:, 3:] - 0.5
-    squares = offsets * offsets
-    dirs = offsets / torch.sqrt(squares[:, :1] + squares[:, 1:2] + squares[:, 2:])
+    dirs = normalize(_probes(PROBES, 6)[:, 3:] - 0.5)
     sigma, rgb = scene.field(points, dirs, scene.lod)
     cam, meta = scene.meta["camera"], scene.meta["scene"]
     view = scene.tracer.render_image(

@@ -31,6 +31,7 @@ from wisp_shacira.datasets.nerf_synthetic import (
     area_downscale,
     read_json,
 )
+from wisp_shacira.grid.exact import normalize
 from wisp_shacira.errors import DataError
 from wisp_shacira.extras import require
 from wisp_shacira.render.rays import generate_rays
@@ -64,21 +65,14 @@ def rtmv_split_indices(n: int) -> dict[str, list[int]]:
             "test": list(range(val_end, n))}
 
 
-def _unit(v: Tensor) -> Tensor:
-    """``v / |v|`` for ``v: [3]``, the squares added in axis order (the same bits on
-    every machine, unlike a vectorised norm)."""
-    x, y, z = v.unbind(-1)
-    return v / torch.sqrt(x * x + y * y + z * z)
-
-
 def look_at_c2w(eye: Tensor, at: Tensor, up: Tensor) -> Tensor:
     """OpenGL-axes camera-to-world ``[4, 4]`` of a camera at ``eye`` looking at ``at``.
 
     Args:
         eye, at, up: ``[3]`` float64 world vectors.
     """
-    forward = _unit(at - eye)
-    right = _unit(torch.linalg.cross(forward, up))
+    forward = normalize(at - eye)
+    right = normalize(torch.linalg.cross(forward, up))
     true_up = torch.linalg.cross(right, forward)
     c2w = torch.eye(4, dtype=eye.dtype)
     c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, true_up, -forward, eye

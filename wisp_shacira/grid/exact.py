@@ -104,15 +104,6 @@ def quantize_rows(x: Tensor, bits: int) -> tuple[Tensor, Tensor]:
     return q, -shift
 
 
-def _fixed_rows(x: Tensor, bits: int) -> tuple[Tensor, Tensor, Tensor | None]:
-    """As :func:`quantize_rows`, as int64 terms (0 in rows that are not finite) and the
-    finite mask (None if all rows are)."""
-    q, shift, finite = _rounded_rows(x, bits)
-    if finite is not None:
-        q = torch.where(finite, q, torch.zeros_like(q))
-    return q.to(torch.int64), -shift, finite
-
-
 def exact_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight.T + bias`` with a result that only depends on the row's inputs.
 
@@ -224,9 +215,14 @@ def _term_bits(length: int) -> int:
 
 
 def _fixed_point_rows(x: Tensor, dim: int) -> tuple[Tensor, Tensor, Tensor | None, torch.Size]:
+    """The rows of ``x`` along ``dim`` as int64 fixed-point terms (0 in rows that are not
+    finite), their exponents ``[N, 1]``, the finite mask (None if all rows are) and the
+    moved shape."""
     rows, shape = _rows(x, dim)
-    terms, e, finite = _fixed_rows(rows, _term_bits(rows.shape[-1]))
-    return terms, e, finite, shape
+    q, shift, finite = _rounded_rows(rows, _term_bits(rows.shape[-1]))
+    if finite is not None:
+        q = torch.where(finite, q, torch.zeros_like(q))
+    return q.to(torch.int64), -shift, finite, shape
 
 
 def _from_fixed(total: Tensor, e: Tensor, finite: Tensor | None, dtype: torch.dtype) -> Tensor:
@@ -253,6 +249,13 @@ def exact_cumsum(x: Tensor, dim: int = -1, exclusive: bool = False) -> Tensor:
     if exclusive:
         running = running - terms
     return _from_fixed(running, e, finite, x.dtype).reshape(shape).movedim(-1, dim)
+
+
+def normalize(v: Tensor) -> Tensor:
+    """``v / |v|`` for ``v: [..., 3]``, the squares added in axis order (a vectorised norm
+    would sum in an order set by the vector width)."""
+    x, y, z = v.unbind(-1)
+    return v / torch.sqrt(x * x + y * y + z * z)[..., None]
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

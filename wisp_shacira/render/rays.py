@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from wisp_shacira.grid.exact import normalize
+
 __all__ = ["generate_rays", "camera_rays", "ray_aabb"]
 
 
@@ -48,9 +50,7 @@ def camera_rays(
         origins = c2w[:3, 3].expand(px.shape[0], 3)
     else:
         origins = c2w[:, :3, 3]
-    dirs = _rotate(rot, cam_dirs)
-    x, y, z = dirs.unbind(-1)
-    dirs = dirs / torch.sqrt(x * x + y * y + z * z)[:, None]
+    dirs = normalize(_rotate(rot, cam_dirs))
     return origins.contiguous(), dirs
 
 

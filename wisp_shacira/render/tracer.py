@@ -43,7 +43,7 @@ def _depth_terms(tau: Tensor, dtype: torch.dtype) -> Tensor:
     return torch.round(tau.double().clamp(0.0, 2.0**16) * _DEPTH_ONE).to(torch.int64)
 
 
-def _optical_depth(total: Tensor) -> Tensor:
+def _total_depth(total: Tensor) -> Tensor:
     """The running total of :func:`_depth_terms` as a float optical depth ``[R]``."""
     return total.double() / _DEPTH_ONE if total.dtype == torch.int64 else total
 
@@ -122,7 +122,7 @@ class Tracer:
         colours: list[Tensor] = []
         for start in range(0, S, seg_len):
             stop = min(start + seg_len, S)
-            alive = exact.exp(-_optical_depth(tau)) >= self.config.early_stop_eps
+            alive = exact.exp(-_total_depth(tau)) >= self.config.early_stop_eps
             seg_keep = keep[:, start:stop] & alive[:, None]
             ray_i, s_i = torch.nonzero(seg_keep, as_tuple=True)
             if ray_i.numel() == 0:

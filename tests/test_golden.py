@@ -5,12 +5,17 @@ of that commit and are never regenerated; ``manifest.json`` records, also once, 
 digest of each file, of its decoded model (configuration, integer latents, weights)
 of its reconstruction and of its decoded field's float outputs (see ``digest``): one
 value for every machine, since decoding uses machine-independent arithmetic. A change
-that alters how an existing file decodes fails here, on any machine.
+that alters how an existing file decodes fails here, on any machine. (Once, on
+2026-12-04, the scene files' float ``field_sha256`` was re-recorded: the old values held
+the last bits of MKL's square root on the recording CPU, see ``exact.exact_sqrt``; their
+output digests stayed.)
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -54,3 +59,31 @@ def test_todays_writer_reproduces_each_version_byte_for_byte(name: str) -> None:
     data = (GOLDEN / name).read_bytes()
     version = unpack_sections(data).version
     assert encode_model(read_shac(GOLDEN / name), version=version) == data
+
+
+#: Environments that switch the CPU code paths of one machine the way another CPU would:
+#: MKL's conditional-numerical-reproducibility branch and ATen's vector instruction set.
+CODE_PATHS = [{"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default"},
+              {"MKL_CBWR": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}]
+_DIGESTS = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from digest import field_digest, output_digest
+print(json.dumps({name: [field_digest(Path(sys.argv[1]) / name), output_digest(Path(sys.argv[1]) / name)]
+                  for name in sys.argv[2:]}))
+"""
+
+
+@pytest.mark.parametrize("env", CODE_PATHS, ids=lambda env: env["MKL_CBWR"])
+def test_the_newest_files_decode_alike_on_other_cpu_code_paths(env: dict[str, str]) -> None:
+    """What another CPU would run (here forced on this one through the libraries'
+    switches) decodes the newest image, video and scene to the recorded digests."""
+    newest = max(READABLE_VERSIONS)
+    names = sorted(f for f in FILES if unpack_sections((GOLDEN / f).read_bytes()).version == newest
+                   and Path(f).stem in ("image", "video", "scene"))
+    assert len(names) == 3, names
+    run = subprocess.run([sys.executable, "-c", _DIGESTS, str(GOLDEN), *names], check=True,
+                         capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    assert got == {n: [MANIFEST[n]["field_sha256"], MANIFEST[n]["output_sha256"]] for n in names}

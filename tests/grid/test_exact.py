@@ -154,3 +154,62 @@ def test_dispatch_keeps_torch_and_its_gradient_when_training(fn) -> None:
         decoded = fn(x)
     assert not decoded.requires_grad
     assert torch.allclose(trained.detach(), decoded, rtol=1e-6, atol=1e-7)
+
+
+def _is_correctly_rounded(x: float, root: float, dtype: np.dtype) -> bool:
+    """``root`` is the representable value of ``dtype`` nearest ``sqrt(x)`` (exact rationals:
+    the midpoints to both neighbours bracket ``x`` when squared)."""
+    if x == 0.0:
+        return root == 0.0
+    r = np.array(root, dtype=dtype)
+    up = Fraction(float(np.nextafter(r, np.array(np.inf, dtype=dtype))))
+    down = Fraction(float(np.nextafter(r, np.array(0.0, dtype=dtype))))
+    mid_up, mid_down = (Fraction(root) + up) / 2, (Fraction(root) + down) / 2
+    return mid_down**2 <= Fraction(x) <= mid_up**2
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sqrt_is_correctly_rounded(dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(11)
+    x = torch.cat([torch.rand(3000, generator=gen, dtype=torch.float64) * 10.0,
+                   torch.exp(torch.randn(3000, generator=gen, dtype=torch.float64) * 20.0)])
+    x = x.to(dtype)
+    root = exact.exact_sqrt(x)
+    assert root.dtype == dtype and root.shape == x.shape
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    assert all(_is_correctly_rounded(float(v), float(r), np_dtype)
+               for v, r in zip(x.tolist(), root.tolist()))
+
+
+def test_sqrt_special_values_shapes_and_dtypes() -> None:
+    special = torch.tensor([0.0, -0.0, math.inf, 1e-45, 4.0, -1.0, math.nan])
+    root = exact.exact_sqrt(special)
+    assert root[[0, 1, 2, 4]].tolist() == [0.0, -0.0, math.inf, 2.0]
+    assert math.copysign(1.0, root[1].item()) == -1.0
+    assert _is_correctly_rounded(special[3].item(), root[3].item(), np.float32)  # subnormal
+    assert torch.isnan(root[5:]).all()
+    assert exact.exact_sqrt(torch.full((2, 3), 9.0)).shape == (2, 3)
+    half = exact.exact_sqrt(torch.tensor([2.0, 3.0], dtype=torch.bfloat16))
+    assert half.dtype == torch.bfloat16
+    assert torch.equal(half, torch.tensor([2.0, 3.0]).sqrt().to(torch.bfloat16))
+    strided = torch.arange(12.0).reshape(3, 4).T
+    assert torch.equal(exact.exact_sqrt(strided), exact.exact_sqrt(strided.contiguous()))
+
+
+def test_normalize_keeps_the_gradient_when_training() -> None:
+    v = torch.tensor([[3.0, 4.0, 12.0]], requires_grad=True)
+    out = exact.normalize(v)
+    out.sum().backward()
+    assert v.grad is not None
+    assert torch.equal(exact.normalize(v.detach()), torch.tensor([[3.0, 4.0, 12.0]]) / 13.0)
+
+
+def test_cross_is_the_cross_product() -> None:
+    gen = torch.Generator().manual_seed(12)
+    a, b = torch.randn(100, 3, generator=gen, dtype=torch.float64), torch.randn(100, 3, generator=gen,
+                                                                                dtype=torch.float64)
+    out = exact.cross(a, b)
+    assert torch.allclose(out, torch.linalg.cross(a, b), rtol=0, atol=1e-14)
+    a1, a2, a3 = a[7].tolist()
+    b1, b2, b3 = b[7].tolist()
+    assert out[7].tolist() == [a2 * b3 - a3 * b2, a3 * b1 - a1 * b3, a1 * b2 - a2 * b1]

@@ -31,7 +31,7 @@ from wisp_shacira.datasets.nerf_synthetic import (
     area_downscale,
     read_json,
 )
-from wisp_shacira.grid.exact import normalize
+from wisp_shacira.grid.exact import cross, normalize
 from wisp_shacira.errors import DataError
 from wisp_shacira.extras import require
 from wisp_shacira.render.rays import generate_rays
@@ -72,8 +72,8 @@ def look_at_c2w(eye: Tensor, at: Tensor, up: Tensor) -> Tensor:
         eye, at, up: ``[3]`` float64 world vectors.
     """
     forward = normalize(at - eye)
-    right = normalize(torch.linalg.cross(forward, up))
-    true_up = torch.linalg.cross(right, forward)
+    right = normalize(cross(forward, up))
+    true_up = cross(right, forward)
     c2w = torch.eye(4, dtype=eye.dtype)
     c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, true_up, -forward, eye
     return c2w

@@ -6,7 +6,9 @@ set by the vector width; so two machines can decode one file to different pixels
 The functions here compute the same quantities from operations whose result IEEE 754
 fixes exactly on every machine, thread count and backend (CPU or CUDA):
 
-- elementwise ``+ - * /``, ``sqrt``, comparisons, rounding (each correctly rounded);
+- elementwise ``+ - * /``, comparisons, rounding (each correctly rounded);
+- the square root of :func:`exact_sqrt` (correctly rounded; ``torch.sqrt`` on the CPU is
+  not: it calls MKL's vector math, whose last bit depends on the CPU's instruction set);
 - integer arithmetic, whose sums do not depend on their order;
 - float64 products and sums of integers whose every partial sum stays below ``2^53``
   in magnitude: such a sum is exact, so no summation order or fused multiply-add can
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -251,11 +254,43 @@ def exact_cumsum(x: Tensor, dim: int = -1, exclusive: bool = False) -> Tensor:
     return _from_fixed(running, e, finite, x.dtype).reshape(shape).movedim(-1, dim)
 
 
+def exact_sqrt(x: Tensor) -> Tensor:
+    """The correctly rounded square root of each element, identical on every machine.
+
+    IEEE 754 requires its square root to be correctly rounded, and the hardware
+    instructions that NumPy uses on the CPU implement it (CUDA's ``sqrt`` too, unless
+    compiled with fast math, so a GPU tensor keeps ``torch.sqrt``). ``torch.sqrt`` on the
+    CPU does not: it calls MKL's vector math, whose last bit changes with the code path
+    MKL picks for the CPU (seen with ``MKL_CBWR=COMPATIBLE`` versus the default, and
+    between an AMD/AVX2 and an Intel/AVX-512 machine).
+    bfloat16 goes through float32 (its rounding then equals the direct one).
+    """
+    if x.device.type != "cpu":
+        return torch.sqrt(x)
+    if x.dtype == torch.bfloat16:
+        return exact_sqrt(x.float()).to(x.dtype)
+    array = x.detach().contiguous().numpy()
+    with np.errstate(invalid="ignore"):  # NaN for negative inputs, as torch.sqrt
+        return torch.from_numpy(np.sqrt(array, out=np.empty_like(array)))
+
+
+def cross(a: Tensor, b: Tensor) -> Tensor:
+    """``a x b`` for ``a, b: [..., 3]`` from separate products and differences (a compiled
+    cross-product kernel may fuse ``a1 * b2 - a2 * b1`` into a multiply-add on CPUs that
+    have one, and give other bits there)."""
+    a1, a2, a3 = a.unbind(-1)
+    b1, b2, b3 = b.unbind(-1)
+    return torch.stack([a2 * b3 - a3 * b2, a3 * b1 - a1 * b3, a1 * b2 - a2 * b1], dim=-1)
+
+
 def normalize(v: Tensor) -> Tensor:
     """``v / |v|`` for ``v: [..., 3]``, the squares added in axis order (a vectorised norm
-    would sum in an order set by the vector width)."""
+    would sum in an order set by the vector width) and the root correctly rounded
+    (:func:`exact_sqrt`) where no gradient flows through ``v``."""
     x, y, z = v.unbind(-1)
-    return v / torch.sqrt(x * x + y * y + z * z)[..., None]
+    square = x * x + y * y + z * z
+    root = torch.sqrt(square) if square.requires_grad else exact_sqrt(square)
+    return v / root[..., None]
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

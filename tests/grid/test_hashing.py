@@ -6,8 +6,8 @@ import itertools
 import pytest
 import torch
 
-from wisp_shacira.grid.hashing import (PRIMES, geometric_resolutions, level_corners, make_layout,
-                                       vertex_rows)
+from wisp_shacira.grid.hashing import (PRIMES, box_rows, geometric_resolutions, level_corners,
+                                       make_layout, vertex_rows)
 
 
 def _python_row(vertex: tuple[int, ...], res: int, table_size: int, dense: bool) -> int:
@@ -73,3 +73,22 @@ def test_coordinates_are_clamped_to_the_unit_box() -> None:
     rows_out, _ = level_corners(torch.tensor([[1.5, -0.2]]), layout, 0)
     rows_in, _ = level_corners(torch.tensor([[1.0, 0.0]]), layout, 0)
     assert torch.equal(rows_out, rows_in)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_box_rows_hold_every_corner_a_point_of_the_box_reads(dim: int) -> None:
+    layout = make_layout(dim, 3, 70, 4, 9)
+    gen = torch.Generator().manual_seed(dim)
+    for _ in range(5):
+        ends = torch.rand(2, dim, generator=gen)
+        low, high = ends.amin(0), ends.amax(0)
+        inside = low + torch.rand(500, dim, generator=gen) * (high - low)
+        points = torch.cat([inside.clamp(min=low, max=high), low[None], high[None]])
+        rows = box_rows(layout, low, high)
+        assert torch.equal(rows, torch.unique(rows))
+        read = torch.cat([level_corners(points, layout, level)[0].flatten()
+                          for level in range(layout.num_levels)])
+        assert bool(torch.isin(read, rows).all())
+        coarse = box_rows(layout, low, high, num_levels=2)
+        assert bool((coarse < layout.offsets[2]).all()) and bool(torch.isin(coarse, rows).all())
+    assert len(box_rows(layout, torch.zeros(dim), torch.ones(dim), 1)) == layout.table_sizes[0]

@@ -1,13 +1,22 @@
 """Tiled metrics equal the whole-image ones; windows cover their pixels exactly once."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+import torch
 
 from wisp_shacira.datasets.large_image import PixelStore
 from wisp_shacira.errors import ConfigError
 from wisp_shacira.metrics import psnr, ssim
-from wisp_shacira.tasks.image_tiles import Window, bands_of, measure, parse_region, tiles_of
+from wisp_shacira.fields.image import ImageField, ImageNefConfig
+from wisp_shacira.grid.fast import load_numba
+from wisp_shacira.grid.hashing import box_rows
+from wisp_shacira.grid.shacira_grid import GridConfig
+from wisp_shacira.tasks.image_tiles import (Window, bands_of, evaluate, measure, parse_region,
+                                            render_window, tiles_of, window_box, window_coords,
+                                            window_table)
 
 
 @pytest.mark.parametrize("shape, tile", [((45, 70, 3), 16), ((40, 33, 1), 17), ((7, 9, 3), 16),
@@ -43,3 +52,51 @@ def test_bad_regions_are_named() -> None:
     Window(6, 6, 4, 4).check(10, 10)
     with pytest.raises(ConfigError, match="lies outside"):
         Window(7, 6, 4, 4).check(10, 10)
+
+
+def _field() -> ImageField:
+    torch.manual_seed(0)
+    grid = GridConfig(num_levels=5, min_res=4, max_res=96, log2_table_size=10)  # dense and hashed
+    field_ = ImageField(grid, ImageNefConfig(hidden_dim=8), channels=3).eval()
+    with torch.no_grad():
+        field_.grid.latents.copy_(torch.round(torch.randn_like(field_.grid.latents) * 3))
+    return field_
+
+
+@pytest.mark.parametrize("backend", ["reference", "torch", "numba"])
+def test_a_window_reads_only_the_rows_its_partial_table_decodes(backend: str, monkeypatch) -> None:
+    if backend == "numba" and load_numba() is None:
+        pytest.skip("numba not installed")
+    monkeypatch.setenv("WISP_SHACIRA_ENCODING", backend)
+    field_, size = _field(), (200, 150)
+    windows = [(Window(37, 21, 50, 40), None), (Window(150, 110, 50, 40), None),
+               (Window(0, 0, 200, 150, step=8), 3), (Window(60, 30, 21, 17, step=2), 2),
+               (Window(199, 149, 1, 1), None)]
+    for window, lod in windows:
+        with torch.no_grad():
+            rows = box_rows(field_.grid.layout, *window_box(window, *size), lod)
+            partial = field_.grid.decoded_rows(rows)
+            poisoned = torch.full_like(partial, math.nan)  # a row outside ``rows`` shows as NaN
+            poisoned[rows] = partial[rows]
+        coords = window_coords(window, *size)
+        assert torch.equal(evaluate(field_, coords, lod, poisoned), evaluate(field_, coords, lod))
+        full = render_window(field_, size, 3, 8, Window(0, 0, *size), lod)
+        start = window.step // 2
+        crop = full[window.y + start:window.y + window.height:window.step,
+                    window.x + start:window.x + window.width:window.step]
+        assert np.array_equal(render_window(field_, size, 3, 8, window, lod, poisoned), crop)
+
+
+def test_window_table_decodes_only_a_small_windows_rows() -> None:
+    field_, size = _field(), (200, 150)
+    total = field_.grid.layout.total_rows
+    small = box_rows(field_.grid.layout, *window_box(Window(37, 21, 30, 20), *size))
+    assert 0 < len(small) < total // 2
+    assert 2 * len(box_rows(field_.grid.layout, *window_box(Window(0, 0, *size), *size))) >= total
+    with torch.no_grad():
+        whole = field_.grid.decoded_table()
+        part = window_table(field_, size, Window(37, 21, 30, 20), None)
+        assert torch.equal(part[small], whole[small])
+        assert torch.equal(window_table(field_, size, Window(0, 0, *size), None), whole)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        field_.grid.decoded_rows(small)

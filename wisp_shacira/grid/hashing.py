@@ -134,3 +134,39 @@ def level_corners(coords: torch.Tensor, layout: GridLayout,
     rows = vertex_rows(vertices, res, layout.table_sizes[level], layout.dense[level])
     weights = torch.where(offsets[None].bool(), frac[:, None, :], 1.0 - frac[:, None, :]).prod(-1)
     return rows + layout.offsets[level], weights
+
+
+def box_rows(layout: GridLayout, low: torch.Tensor, high: torch.Tensor,
+             num_levels: int | None = None) -> torch.Tensor:
+    """Every global table row that a point of the box ``low..high`` reads.
+
+    Per level, the box's lowest and highest cells (computed as :func:`level_corners`
+    computes them, so the bounds hold for every float32 point of the box) and their
+    corners span a block of vertices; its rows (those of :func:`vertex_rows`, built axis
+    by axis and broadcast) are returned once each.
+
+    Args:
+        low, high: [d] float32 corners of the box in [0, 1] (``low <= high``).
+        num_levels: the first levels only (None = all).
+
+    Returns:
+        [R] int64 sorted unique rows of the concatenated table.
+    """
+    rows = []
+    for level in range(layout.num_levels if num_levels is None else num_levels):
+        res, size, dense = layout.resolutions[level], layout.table_sizes[level], layout.dense[level]
+        first = (low.clamp(0.0, 1.0) * res).floor().clamp(max=res - 1).long()
+        last = (high.clamp(0.0, 1.0) * res).floor().clamp(max=res - 1).long() + 1
+        block = None
+        for axis in range(layout.dim):
+            shape = [1] * layout.dim
+            shape[axis] = -1
+            factor = (res + 1) ** axis if dense else PRIMES[axis]
+            term = (torch.arange(int(first[axis]), int(last[axis]) + 1) * factor).view(shape)
+            block = term if block is None else (block + term if dense else block ^ term)
+        if not dense:  # for a power-of-two size, ``& (size - 1)`` is the same ``% size``
+            block = block & (size - 1) if size & (size - 1) == 0 else (block & 0xFFFFFFFF) % size
+        hit = torch.zeros(size, dtype=torch.bool)
+        hit[block.reshape(-1)] = True
+        rows.append(hit.nonzero().squeeze(1) + layout.offsets[level])
+    return torch.cat(rows) if rows else torch.zeros(0, dtype=torch.int64)

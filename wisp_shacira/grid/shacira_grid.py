@@ -208,6 +208,27 @@ class ShaciraGrid(nn.Module):
             return self.latents
         return self.decoder(self.quantized_latents(tau))
 
+    def decoded_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """The decoded table with only ``rows`` computed (evaluation): what
+        :meth:`decoded_table` holds in those rows, bit for bit (the decoder is row-local
+        when no gradient is recorded); the other rows are left unset, so only lookups of
+        ``rows`` may use it.
+
+        Args:
+            rows: [R] int64 global rows (e.g. :func:`~wisp_shacira.grid.hashing.box_rows`).
+
+        Returns:
+            [total_rows, F].
+        """
+        if not self.config.compressed:
+            return self.latents
+        if torch.is_grad_enabled():
+            raise RuntimeError("decoded_rows is for evaluation: call it under torch.no_grad()")
+        table = torch.empty(self.layout.total_rows, self.config.feature_dim,
+                            dtype=self.latents.dtype, device=self.latents.device)
+        table[rows] = self.decoder(quantize(self.latents[rows], None))
+        return table
+
     def step_table(self, tau: float | None = None) -> torch.Tensor | StepLatents:
         """What several :meth:`interpolate` calls of one step share (``table=``): when
         training a compressed grid (gradients on), the latents rounded once in phase

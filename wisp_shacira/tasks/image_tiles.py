@@ -26,6 +26,7 @@ from wisp_shacira.datasets.tiled_output import (TIFF_OUTPUT_SUFFIXES, check_disk
 from wisp_shacira.errors import ConfigError
 from wisp_shacira.extras import require
 from wisp_shacira.fields.image import ImageField
+from wisp_shacira.grid.hashing import box_rows
 from wisp_shacira.metrics import ssim_available
 from wisp_shacira.tasks.decoding import EVAL_CHUNK
 
@@ -108,6 +109,31 @@ def window_coords(window: Window, image_width: int, image_height: int) -> torch.
     return pixel_centres(ys, xs, image_height, image_width)
 
 
+def window_box(window: Window, image_width: int,
+               image_height: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lowest and highest pixel-centre coordinates of a window: [2] (x, y) each, the
+    float values :func:`window_coords` gives its first and last pixels."""
+    y, x = window.y + window.step // 2, window.x + window.step // 2
+    rows = torch.tensor([y, y + (window.out_height - 1) * window.step])
+    cols = torch.tensor([x, x + (window.out_width - 1) * window.step])
+    corners = pixel_centres(rows, cols, image_height, image_width)
+    return corners.amin(0), corners.amax(0)
+
+
+@torch.no_grad()
+def window_table(field_: ImageField, image_size: tuple[int, int], window: Window,
+                 lod: int | None) -> torch.Tensor:
+    """The decoded table for rendering ``window`` (``image_size``: width, height) with
+    ``lod`` levels: only the rows its pixels read (:func:`~wisp_shacira.grid.hashing.box_rows`)
+    when they are fewer than half the table, else the whole table. Either way the
+    window's pixels are those of the full decode."""
+    grid = field_.grid
+    rows = box_rows(grid.layout, *window_box(window, *image_size), lod)
+    if 2 * len(rows) >= grid.layout.total_rows:
+        return grid.decoded_table()
+    return grid.decoded_rows(rows)
+
+
 @torch.no_grad()
 def evaluate(field_: ImageField, coords: torch.Tensor, lod: int | None,
              table: torch.Tensor | None = None, chunk: int = EVAL_CHUNK) -> torch.Tensor:
@@ -171,7 +197,7 @@ def write_window(field_: ImageField, image_size: tuple[int, int], channels: int,
     """Decode ``window`` into ``out``: a tiled BigTIFF (``.tif``/``.tiff``) or a PNG,
     rendered tile by tile (TIFF) or band by band (PNG), never whole."""
     check_disk(out, output_nbytes(window.out_height, window.out_width, channels, bit_depth))
-    table = field_.grid.decoded_table()
+    table = window_table(field_, image_size, window, lod)
     bar = tqdm(total=window.out_height * window.out_width, desc=f"decode {Path(out).name}",
                unit="px", unit_scale=True, disable=window.out_height * window.out_width < 1 << 22)
 

@@ -6,8 +6,8 @@ import itertools
 import pytest
 import torch
 
-from wisp_shacira.grid.hashing import (PRIMES, box_rows, geometric_resolutions, level_corners,
-                                       make_layout, vertex_rows)
+from wisp_shacira.grid.hashing import (PRIMES, box_rows, box_vertices, geometric_resolutions,
+                                       level_corners, make_layout, point_rows, vertex_rows)
 
 
 def _python_row(vertex: tuple[int, ...], res: int, table_size: int, dense: bool) -> int:
@@ -89,6 +89,8 @@ def test_box_rows_hold_every_corner_a_point_of_the_box_reads(dim: int) -> None:
         read = torch.cat([level_corners(points, layout, level)[0].flatten()
                           for level in range(layout.num_levels)])
         assert bool(torch.isin(read, rows).all())
+        assert torch.equal(point_rows(layout, points, chunk=97), torch.unique(read))
+        assert len(rows) <= box_vertices(layout, low, high)
         coarse = box_rows(layout, low, high, num_levels=2)
         assert bool((coarse < layout.offsets[2]).all()) and bool(torch.isin(coarse, rows).all())
     assert len(box_rows(layout, torch.zeros(dim), torch.ones(dim), 1)) == layout.table_sizes[0]

@@ -12,7 +12,7 @@ from wisp_shacira.errors import ConfigError
 from wisp_shacira.metrics import psnr, ssim
 from wisp_shacira.fields.image import ImageField, ImageNefConfig
 from wisp_shacira.grid.fast import load_numba
-from wisp_shacira.grid.hashing import box_rows
+from wisp_shacira.grid.hashing import box_rows, point_rows
 from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.tasks.image_tiles import (Window, bands_of, evaluate, measure, parse_region,
                                             render_window, tiles_of, window_box, window_coords,
@@ -73,18 +73,19 @@ def test_a_window_reads_only_the_rows_its_partial_table_decodes(backend: str, mo
                (Window(0, 0, 200, 150, step=8), 3), (Window(60, 30, 21, 17, step=2), 2),
                (Window(199, 149, 1, 1), None)]
     for window, lod in windows:
-        with torch.no_grad():
-            rows = box_rows(field_.grid.layout, *window_box(window, *size), lod)
-            partial = field_.grid.decoded_rows(rows)
-            poisoned = torch.full_like(partial, math.nan)  # a row outside ``rows`` shows as NaN
-            poisoned[rows] = partial[rows]
         coords = window_coords(window, *size)
-        assert torch.equal(evaluate(field_, coords, lod, poisoned), evaluate(field_, coords, lod))
         full = render_window(field_, size, 3, 8, Window(0, 0, *size), lod)
         start = window.step // 2
         crop = full[window.y + start:window.y + window.height:window.step,
                     window.x + start:window.x + window.width:window.step]
-        assert np.array_equal(render_window(field_, size, 3, 8, window, lod, poisoned), crop)
+        for rows in (box_rows(field_.grid.layout, *window_box(window, *size), lod),
+                     point_rows(field_.grid.layout, coords, lod)):
+            with torch.no_grad():
+                partial = field_.grid.decoded_rows(rows)
+                poisoned = torch.full_like(partial, math.nan)  # a row not in ``rows``: NaN
+                poisoned[rows] = partial[rows]
+            assert torch.equal(evaluate(field_, coords, lod, poisoned), evaluate(field_, coords, lod))
+            assert np.array_equal(render_window(field_, size, 3, 8, window, lod, poisoned), crop)
 
 
 def test_window_table_decodes_only_a_small_windows_rows() -> None:
@@ -98,5 +99,12 @@ def test_window_table_decodes_only_a_small_windows_rows() -> None:
         part = window_table(field_, size, Window(37, 21, 30, 20), None)
         assert torch.equal(part[small], whole[small])
         assert torch.equal(window_table(field_, size, Window(0, 0, *size), None), whole)
+    full = render_window(field_, size, 3, 8, Window(0, 0, *size), None)
+    for window in (Window(0, 0, *size, step=50), Window(37, 21, 30, 20)):  # by pixels, by box
+        table = window_table(field_, size, window, None)
+        s = window.step // 2
+        crop = full[window.y + s:window.y + window.height:window.step,
+                    window.x + s:window.x + window.width:window.step]
+        assert np.array_equal(render_window(field_, size, 3, 8, window, None, table), crop)
     with pytest.raises(RuntimeError, match="no_grad"):
         field_.grid.decoded_rows(small)

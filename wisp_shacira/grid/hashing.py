@@ -136,14 +136,33 @@ def level_corners(coords: torch.Tensor, layout: GridLayout,
     return rows + layout.offsets[level], weights
 
 
+def _box_blocks(layout: GridLayout, low: torch.Tensor, high: torch.Tensor,
+                num_levels: int) -> list[list[tuple[int, int]]]:
+    """Per level, per axis, the first and last vertex that a point of the box reads
+    (computed as :func:`level_corners` computes the cells, so the bounds hold for every
+    float32 point of the box)."""
+    blocks = []
+    for level in range(num_levels):
+        res = layout.resolutions[level]
+        first = (low.clamp(0.0, 1.0) * res).floor().clamp(max=res - 1).long()
+        last = (high.clamp(0.0, 1.0) * res).floor().clamp(max=res - 1).long() + 1
+        blocks.append([(int(a), int(b)) for a, b in zip(first, last)])
+    return blocks
+
+
+def box_vertices(layout: GridLayout, low: torch.Tensor, high: torch.Tensor,
+                 num_levels: int | None = None) -> int:
+    """How many vertices :func:`box_rows` enumerates for the box (its cost)."""
+    levels = layout.num_levels if num_levels is None else num_levels
+    return sum(math.prod(b - a + 1 for a, b in block)
+               for block in _box_blocks(layout, low, high, levels))
+
+
 def box_rows(layout: GridLayout, low: torch.Tensor, high: torch.Tensor,
              num_levels: int | None = None) -> torch.Tensor:
-    """Every global table row that a point of the box ``low..high`` reads.
-
-    Per level, the box's lowest and highest cells (computed as :func:`level_corners`
-    computes them, so the bounds hold for every float32 point of the box) and their
-    corners span a block of vertices; its rows (those of :func:`vertex_rows`, built axis
-    by axis and broadcast) are returned once each.
+    """Every global table row that a point of the box ``low..high`` reads: per level, the
+    rows of the block of vertices its cells' corners span (those of :func:`vertex_rows`,
+    built axis by axis and broadcast), once each.
 
     Args:
         low, high: [d] float32 corners of the box in [0, 1] (``low <= high``).
@@ -152,21 +171,31 @@ def box_rows(layout: GridLayout, low: torch.Tensor, high: torch.Tensor,
     Returns:
         [R] int64 sorted unique rows of the concatenated table.
     """
+    levels = layout.num_levels if num_levels is None else num_levels
     rows = []
-    for level in range(layout.num_levels if num_levels is None else num_levels):
+    for level, block in enumerate(_box_blocks(layout, low, high, levels)):
         res, size, dense = layout.resolutions[level], layout.table_sizes[level], layout.dense[level]
-        first = (low.clamp(0.0, 1.0) * res).floor().clamp(max=res - 1).long()
-        last = (high.clamp(0.0, 1.0) * res).floor().clamp(max=res - 1).long() + 1
-        block = None
-        for axis in range(layout.dim):
+        index = None
+        for axis, (first, last) in enumerate(block):
             shape = [1] * layout.dim
             shape[axis] = -1
             factor = (res + 1) ** axis if dense else PRIMES[axis]
-            term = (torch.arange(int(first[axis]), int(last[axis]) + 1) * factor).view(shape)
-            block = term if block is None else (block + term if dense else block ^ term)
+            term = (torch.arange(first, last + 1) * factor).view(shape)
+            index = term if index is None else (index + term if dense else index ^ term)
         if not dense:  # for a power-of-two size, ``& (size - 1)`` is the same ``% size``
-            block = block & (size - 1) if size & (size - 1) == 0 else (block & 0xFFFFFFFF) % size
+            index = index & (size - 1) if size & (size - 1) == 0 else (index & 0xFFFFFFFF) % size
         hit = torch.zeros(size, dtype=torch.bool)
-        hit[block.reshape(-1)] = True
+        hit[index.reshape(-1)] = True
         rows.append(hit.nonzero().squeeze(1) + layout.offsets[level])
     return torch.cat(rows) if rows else torch.zeros(0, dtype=torch.int64)
+
+
+def point_rows(layout: GridLayout, coords: torch.Tensor, num_levels: int | None = None,
+               chunk: int = 1 << 16) -> torch.Tensor:
+    """Every global table row that :func:`level_corners` reads for ``coords: [N, d]``
+    (the first ``num_levels`` levels; None = all), once each, sorted: [R] int64."""
+    hit = torch.zeros(layout.total_rows, dtype=torch.bool)
+    for level in range(layout.num_levels if num_levels is None else num_levels):
+        for start in range(0, len(coords), chunk):
+            hit[level_corners(coords[start:start + chunk], layout, level)[0].reshape(-1)] = True
+    return hit.nonzero().squeeze(1)

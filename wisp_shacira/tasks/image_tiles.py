@@ -26,7 +26,7 @@ from wisp_shacira.datasets.tiled_output import (TIFF_OUTPUT_SUFFIXES, check_disk
 from wisp_shacira.errors import ConfigError
 from wisp_shacira.extras import require
 from wisp_shacira.fields.image import ImageField
-from wisp_shacira.grid.hashing import box_rows
+from wisp_shacira.grid.hashing import box_rows, box_vertices, point_rows
 from wisp_shacira.metrics import ssim_available
 from wisp_shacira.tasks.decoding import EVAL_CHUNK
 
@@ -124,14 +124,23 @@ def window_box(window: Window, image_width: int,
 def window_table(field_: ImageField, image_size: tuple[int, int], window: Window,
                  lod: int | None) -> torch.Tensor:
     """The decoded table for rendering ``window`` (``image_size``: width, height) with
-    ``lod`` levels: only the rows its pixels read (:func:`~wisp_shacira.grid.hashing.box_rows`)
-    when they are fewer than half the table, else the whole table. Either way the
-    window's pixels are those of the full decode."""
-    grid = field_.grid
-    rows = box_rows(grid.layout, *window_box(window, *image_size), lod)
-    if 2 * len(rows) >= grid.layout.total_rows:
-        return grid.decoded_table()
-    return grid.decoded_rows(rows)
+    ``lod`` levels: only the rows its pixels read, found from the window's box
+    (:func:`~wisp_shacira.grid.hashing.box_rows`, for a dense region) or from its pixels
+    (:func:`~wisp_shacira.grid.hashing.point_rows`, for a sparse preview), whichever
+    enumerates fewer vertices; the whole table when that is over half its rows. Either
+    way the window's pixels are those of the full decode."""
+    layout = field_.grid.layout
+    levels = layout.num_levels if lod is None else lod
+    low, high = window_box(window, *image_size)
+    box = box_vertices(layout, low, high, levels)
+    points = window.out_height * window.out_width * 2**layout.dim * levels
+    if 2 * min(box, points) >= layout.total_rows:
+        return field_.grid.decoded_table()
+    if box <= points:
+        rows = box_rows(layout, low, high, levels)
+    else:
+        rows = point_rows(layout, window_coords(window, *image_size), levels)
+    return field_.grid.decoded_rows(rows)
 
 
 @torch.no_grad()

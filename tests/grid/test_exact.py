@@ -206,8 +206,7 @@ def test_normalize_keeps_the_gradient_when_training() -> None:
 
 def test_cross_is_the_cross_product() -> None:
     gen = torch.Generator().manual_seed(12)
-    a, b = torch.randn(100, 3, generator=gen, dtype=torch.float64), torch.randn(100, 3, generator=gen,
-                                                                                dtype=torch.float64)
+    a, b = torch.randn(2, 100, 3, generator=gen, dtype=torch.float64)
     out = exact.cross(a, b)
     assert torch.allclose(out, torch.linalg.cross(a, b), rtol=0, atol=1e-14)
     a1, a2, a3 = a[7].tolist()

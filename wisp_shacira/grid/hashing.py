@@ -13,6 +13,7 @@ row-major vertex index) when ``(R + 1)^d <= T`` and hashed otherwise
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -102,17 +103,23 @@ def vertex_rows(vertices: torch.Tensor, res: int, table_size: int, dense: bool) 
     Returns:
         [...] int64 rows in ``0..table_size-1``.
     """
-    dim = vertices.shape[-1]
-    if dense:
-        strides = torch.tensor([(res + 1) ** axis for axis in range(dim)],
-                               dtype=torch.int64, device=vertices.device)
-        return (vertices * strides).sum(-1)
-    primes = torch.tensor(PRIMES[:dim], dtype=torch.int64, device=vertices.device)
-    hashed = vertices * primes
-    out = hashed[..., 0]
-    for axis in range(1, dim):
-        out = torch.bitwise_xor(out, hashed[..., axis])
-    return (out & 0xFFFFFFFF) % table_size
+    return axis_rows(vertices.unbind(-1), res, table_size, dense)
+
+
+def axis_rows(axes: Sequence[torch.Tensor], res: int, table_size: int,
+              dense: bool) -> torch.Tensor:
+    """Rows of the vertices whose coordinates along axis ``i`` are ``axes[i]``: int64
+    tensors that broadcast together (one vertex per broadcast element, so a block of
+    vertices can be given as one ``arange`` per axis).
+
+    Returns:
+        int64 rows in ``0..table_size-1``, of the broadcast shape.
+    """
+    out = None
+    for axis, coord in enumerate(axes):
+        term = coord * ((res + 1) ** axis if dense else PRIMES[axis])
+        out = term if out is None else (out + term if dense else torch.bitwise_xor(out, term))
+    return out if dense else (out & 0xFFFFFFFF) % table_size
 
 
 def level_corners(coords: torch.Tensor, layout: GridLayout,
@@ -161,8 +168,8 @@ def box_vertices(layout: GridLayout, low: torch.Tensor, high: torch.Tensor,
 def box_rows(layout: GridLayout, low: torch.Tensor, high: torch.Tensor,
              num_levels: int | None = None) -> torch.Tensor:
     """Every global table row that a point of the box ``low..high`` reads: per level, the
-    rows of the block of vertices its cells' corners span (those of :func:`vertex_rows`,
-    built axis by axis and broadcast), once each.
+    rows of the block of vertices its cells' corners span (:func:`axis_rows` of one
+    ``arange`` per axis, broadcast), once each.
 
     Args:
         low, high: [d] float32 corners of the box in [0, 1] (``low <= high``).
@@ -174,16 +181,11 @@ def box_rows(layout: GridLayout, low: torch.Tensor, high: torch.Tensor,
     levels = layout.num_levels if num_levels is None else num_levels
     rows = []
     for level, block in enumerate(_box_blocks(layout, low, high, levels)):
-        res, size, dense = layout.resolutions[level], layout.table_sizes[level], layout.dense[level]
-        index = None
-        for axis, (first, last) in enumerate(block):
-            shape = [1] * layout.dim
-            shape[axis] = -1
-            factor = (res + 1) ** axis if dense else PRIMES[axis]
-            term = (torch.arange(first, last + 1) * factor).view(shape)
-            index = term if index is None else (index + term if dense else index ^ term)
-        if not dense:  # for a power-of-two size, ``& (size - 1)`` is the same ``% size``
-            index = index & (size - 1) if size & (size - 1) == 0 else (index & 0xFFFFFFFF) % size
+        shapes = [[-1 if i == axis else 1 for i in range(layout.dim)] for axis in range(layout.dim)]
+        axes = [torch.arange(first, last + 1).view(shape)
+                for (first, last), shape in zip(block, shapes)]
+        size = layout.table_sizes[level]
+        index = axis_rows(axes, layout.resolutions[level], size, layout.dense[level])
         hit = torch.zeros(size, dtype=torch.bool)
         hit[index.reshape(-1)] = True
         rows.append(hit.nonzero().squeeze(1) + layout.offsets[level])

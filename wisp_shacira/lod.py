@@ -23,6 +23,7 @@ from wisp_shacira.codec.model_io import ShacModel, decode_model, level_prefix_by
 from wisp_shacira.errors import BitstreamError, ConfigError
 from wisp_shacira.tasks import get_task
 from wisp_shacira.tasks.common import prepare_decode_output
+from wisp_shacira.tasks.occupancy_file import row_masks
 from wisp_shacira.tasks.protocol import LodSource, Task
 
 
@@ -83,7 +84,7 @@ def stream_from_bytes(data: bytes, name: str, max_lod: int | None = None,
     """
     if max_lod is not None and max_lod < 1:
         raise ConfigError(f"{name}: --max-lod must be >= 1, got {max_lod}")
-    model = decode_model(data, name, max_lod=max_lod, partial=partial)
+    model = decode_model(data, name, max_lod=max_lod, partial=partial, row_masks=row_masks)
     if max_lod is not None and max_lod > model.num_levels:
         raise ConfigError(f"{name}: --max-lod {max_lod} is out of range 1..{model.num_levels}")
     if not model.levels:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,6 +63,10 @@ class ShacModel:
             :func:`encode_model` fills it in when per-level tables make a smaller file.
         context: the context model that codes the levels instead of any table (format
             version 4; ``tables`` is then empty).
+        row_masks: per level, which rows the file codes (``[rows_l]`` bool; None = all);
+            the other rows are zero. A file whose CONFIG has ``coded_rows`` codes its
+            levels so; the decoder's caller computes the masks from the CONFIG (see
+            :func:`decode_model`), the codec only applies them.
     """
 
     config: dict
@@ -72,6 +77,7 @@ class ShacModel:
     problem: str | None = None
     level_tables: list[list[FrequencyTable]] | None = None
     context: ContextModel | None = None
+    row_masks: list[np.ndarray | None] | None = None
 
     @property
     def num_levels(self) -> int:
@@ -86,6 +92,16 @@ class ShacModel:
     def tables_of(self, level: int) -> list[FrequencyTable]:
         """The D tables that code level ``level``."""
         return self.tables if self.level_tables is None else self.level_tables[level]
+
+    def mask_of(self, level: int) -> np.ndarray | None:
+        """The rows level ``level`` codes (None = all)."""
+        return None if self.row_masks is None else self.row_masks[level]
+
+
+def coded_rows(level: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """The rows of ``level [rows, D]`` that a file codes under ``mask`` (see
+    :attr:`ShacModel.row_masks`)."""
+    return level if mask is None else level[mask]
 
 
 def _pack_table(table: FrequencyTable, precision: int) -> bytes:
@@ -176,6 +192,10 @@ def _level_payloads(model: ShacModel, coder: int) -> list[bytes]:
     for index, (rows, level) in enumerate(zip(model.level_rows, model.levels)):
         if level.shape != (rows, model.latent_dim):
             raise ValueError(f"level of shape {level.shape}, expected {(rows, model.latent_dim)}")
+        mask = model.mask_of(index)
+        if mask is not None and level[~mask].any():
+            raise ValueError(f"level {index} has nonzero latents in rows it does not code")
+        level = coded_rows(level, mask)
         if model.context is not None:
             context = model.context
             payloads.append(encode_level(level, context.shapes[index], context.dims[index],
@@ -186,17 +206,45 @@ def _level_payloads(model: ShacModel, coder: int) -> list[bytes]:
 
 
 def _decode_level(model: ShacModel, index: int, payload: bytes, coder: int) -> np.ndarray:
-    rows, context = model.level_rows[index], model.context
+    mask, context = model.mask_of(index), model.context
+    rows = model.level_rows[index] if mask is None else int(mask.sum())
     if context is not None:
-        return decode_level(payload, rows, context.shapes[index], context.dims[index], coder,
-                            context.precision)
-    return decode_symbols(payload, rows, model.tables_of(index), coder)
+        coded = decode_level(payload, rows, context.shapes[index], context.dims[index], coder,
+                             context.precision)
+    else:
+        coded = decode_symbols(payload, rows, model.tables_of(index), coder)
+    if mask is None:
+        return coded
+    level = np.zeros((model.level_rows[index], model.latent_dim), dtype=np.int32)
+    level[mask] = coded
+    return level
+
+
+RowMasks = Callable[[dict, list[int], str], "list[np.ndarray | None]"]
+"""``row_masks(config, level_rows, name)``: the masks of the file ``name`` whose CONFIG
+has ``coded_rows`` (raises :class:`BitstreamError` for a CONFIG it cannot use)."""
+
+
+def _apply_row_masks(model: ShacModel, row_masks: RowMasks | None, name: str) -> None:
+    """Set ``model.row_masks`` from its CONFIG's ``coded_rows`` (checked)."""
+    if model.config.get("coded_rows") is None:
+        return
+    if row_masks is None:
+        raise BitstreamError(f"{name}: its levels code only the rows its "
+                             f"{model.config['coded_rows']!r} selects; decode it with its "
+                             f"task's decoder")
+    masks = row_masks(model.config, list(model.level_rows), name)
+    if len(masks) != model.num_levels or any(
+            m is not None and (m.dtype != bool or m.shape != (rows,))
+            for m, rows in zip(masks, model.level_rows)):
+        raise BitstreamError(f"{name}: the row masks do not fit the file's levels")
+    model.row_masks = list(masks)
 
 
 def _with_level_tables(model: ShacModel, precision: int) -> ShacModel:
     """``model`` with one histogram table per level and dimension."""
-    tables = [[histogram_table(level[:, dim], precision) for dim in range(model.latent_dim)]
-              for level in model.levels]
+    tables = [[histogram_table(coded_rows(level, model.mask_of(index))[:, dim], precision)
+               for dim in range(model.latent_dim)] for index, level in enumerate(model.levels)]
     return dataclasses.replace(model, tables=[], level_tables=tables)
 
 
@@ -277,12 +325,14 @@ def _read_head(container: Container, name: str) -> ShacModel:
 
 
 def decode_model(data: bytes, name: str = "<bytes>", max_lod: int | None = None,
-                 partial: bool = False) -> ShacModel:
+                 partial: bool = False, row_masks: RowMasks | None = None) -> ShacModel:
     """Parse ``.shac`` bytes, validating every declared size before it is allocated.
 
     Args:
         max_lod: decode levels ``0..max_lod - 1`` only (None = all).
         partial: accept a truncated/damaged stream and decode the levels it fully holds.
+        row_masks: computes the coded rows of a file whose CONFIG has ``coded_rows``
+            (needed to decode any level of such a file).
     Raises:
         BitstreamError: anything that prevents decoding what was asked for, including a
             decode that would need more memory than :func:`limits.max_memory`.
@@ -293,6 +343,8 @@ def decode_model(data: bytes, name: str = "<bytes>", max_lod: int | None = None,
     rows = sum(model.level_rows[:wanted])
     per_entry = 12 if model.context is None else 40   # the context decoder's work arrays
     limits.check_memory(rows * model.latent_dim * per_entry, f"{rows} latent rows", name)
+    if wanted:
+        _apply_row_masks(model, row_masks, name)
     for index, section in enumerate(container.sections[3:3 + wanted]):
         try:
             model.levels.append(_decode_level(model, index, section.payload, container.coder))
@@ -304,9 +356,9 @@ def decode_model(data: bytes, name: str = "<bytes>", max_lod: int | None = None,
 
 
 def read_shac(path: str | os.PathLike, max_lod: int | None = None,
-              partial: bool = False) -> ShacModel:
+              partial: bool = False, row_masks: RowMasks | None = None) -> ShacModel:
     """Read and decode a ``.shac`` file (see :func:`decode_model`)."""
-    return decode_model(read_file_bytes(path), str(path), max_lod, partial)
+    return decode_model(read_file_bytes(path), str(path), max_lod, partial, row_masks)
 
 
 @dataclass(frozen=True)

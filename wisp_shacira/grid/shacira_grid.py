@@ -16,9 +16,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from wisp_shacira.codec.context import ContextModel
-from wisp_shacira.codec.context_io import fit_context_model
-from wisp_shacira.codec.tables import FrequencyTable, histogram_table
 from wisp_shacira.config import require
 from wisp_shacira.entropy.context import ContextPrior
 from wisp_shacira.entropy.prior import FactorizedPrior
@@ -330,24 +327,6 @@ class ShaciraGrid(nn.Module):
         ints = torch.round(self.latents).to(torch.int32).cpu().numpy()
         offs = self.layout.offsets
         return [ints[offs[l]:offs[l + 1]] for l in range(self.num_levels)]
-
-    @torch.no_grad()
-    def frequency_tables(self, precision: int = 16) -> list[FrequencyTable]:
-        """Integer frequency tables of each latent dimension, from the counts of its rounded
-        latents over the dimension's range.
-
-        The tables are written into the file, so the coder may use the exact empirical
-        distribution of the symbols it codes: that is never worse than the learned prior
-        (which only guides training) and was ~20% smaller on Kodak.
-        """
-        ints = torch.round(self.latents).to(torch.int64).cpu().numpy()
-        return [histogram_table(ints[:, dim], precision) for dim in range(self.config.latent_dim)]
-
-    @torch.no_grad()
-    def context_model(self, precision: int = 16) -> ContextModel:
-        """The coder's context model fitted to the rounded latents (see
-        :func:`~wisp_shacira.codec.context_io.fit_context_model`)."""
-        return fit_context_model(self.integer_latents(), list(self.layout.shapes), precision)
 
     @torch.no_grad()
     def harden(self) -> None:

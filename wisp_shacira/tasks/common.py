@@ -109,19 +109,21 @@ def tensorboard_writer(enabled: bool, logdir: Path):
     return SummaryWriter(str(logdir))
 
 
-def write_model(field: CompressedField, config: dict, path: Path) -> tuple[int, dict]:
+def write_model(field: CompressedField, config: dict, path: Path,
+                row_masks: list | None = None) -> tuple[int, dict]:
     """Write the field's ``.shac`` file (call ``round_weights`` first) and compare the rate
     its entropy model reports for the rounded latents with the bytes the coder wrote.
 
     With ``grid.latent_coder: auto`` both codings are made and the smaller written
-    (:meth:`~wisp_shacira.fields.base.CompressedField.encode_shac`).
+    (:meth:`~wisp_shacira.fields.base.CompressedField.encode_shac`, which also takes
+    ``row_masks``).
 
     Returns:
         (file bytes, ``{"entropy_model", "latent_coder", "file_bytes", "model_bytes",
         "latent_bytes"}``: ``latent_coder`` is the coding the file holds, ``file_bytes``
         the file's size with each coding tried), also logged.
     """
-    data, chosen, tried = field.encode_shac(config)
+    data, chosen, tried = field.encode_shac(config, row_masks=row_masks)
     write_atomic(path, data)
     estimate = field.grid.model_bits() / 8
     coded = level_payload_bytes(data)

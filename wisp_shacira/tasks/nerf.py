@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import threading
 from pathlib import Path
 
@@ -31,9 +32,10 @@ from wisp_shacira.resources import demo_data
 from wisp_shacira.tasks.common import (check_not_input, prepare_decode_output, prepare_output_dir,
                                        timed, write_json, write_model)
 from wisp_shacira.tasks.nerf_config import AppConfig, NerfDatasetConfig
-from wisp_shacira.tasks.nerf_eval import (SceneModel, load_any_model, render_turntable,
-                                          render_views, scene_field, scene_model_from,
-                                          turntable_poses, view_metrics)
+from wisp_shacira.tasks.nerf_eval import (SceneModel, load_any_model, rebuild_occupancy,
+                                          render_turntable, render_views, scene_field,
+                                          scene_model_from, turntable_poses, view_metrics)
+from wisp_shacira.tasks.occupancy_file import pack_cells, pruned_field
 from wisp_shacira.tasks.nerf_poses import read_poses
 from wisp_shacira.tasks.protocol import LodTarget, TaskSpec
 from wisp_shacira.tasks.report import latent_rate_lines, rate_control_lines
@@ -45,6 +47,7 @@ from wisp_shacira.train.rd import resolve_device
 __all__ = ["AppConfig", "TASK", "SceneSource", "run", "summary", "decode", "load_scene",
            "file_config"]
 
+log = logging.getLogger("wisp_shacira")
 DEMO_SCENE = demo_data("demo_scene")
 TURNTABLE_FRAMES = 60
 _YUP = BLENDER_TO_YUP[:3, :3].double()
@@ -133,14 +136,69 @@ def _input_files(root: Path, fmt: str) -> list[Path]:
     return jsons + images
 
 
-def _export(field_: RadianceField, config: dict, out_dir: Path) -> tuple[Path, int, dict | None]:
-    """Write the scene: ``(path, bytes, latent rate check or None for a float model)``."""
-    if field_.grid.config.compressed:
-        field_.round_weights()
-        path = out_dir / "scene.shac"
-        return (path, *write_model(field_, config, path))
-    path = out_dir / "model.pt"
-    return path, _save_float_model(path, field_, config), None
+def _prunes(cfg: AppConfig) -> bool:
+    """Whether the export stores the occupancy and zeroes the rows it leaves unread."""
+    return cfg.grid.compressed and cfg.trainer.prune_empty_space and cfg.tracer.use_occupancy
+
+
+@dataclasses.dataclass
+class Pruned:
+    """A scene's field pruned to its occupancy (:func:`prune_empty_space`)."""
+
+    field: RadianceField
+    config: dict
+    row_masks: list
+    zeroed_rows: float
+    occupied_cells: float
+
+    def encode(self) -> bytes:
+        return self.field.encode_shac(self.config, row_masks=self.row_masks)[0]
+
+
+def prune_empty_space(field_: RadianceField, config: dict) -> Pruned:
+    """The field, CONFIG and row masks of a file that stores its occupancy (rebuilt from
+    ``field_`` as a decoder of an unpruned file would) and codes only the rows read from
+    inside it, the others zero (see :mod:`~wisp_shacira.tasks.occupancy_file`): the
+    same render, fewer bytes."""
+    occ = config["occupancy"]
+    occupancy = rebuild_occupancy(field_, occ["resolution"], occ["subsamples"], occ["threshold"])
+    pruned, masks, zeroed = pruned_field(field_, occupancy.occupied)
+    stored = {**config, "coded_rows": "occupancy",
+              "occupancy": {**occ, "cells": pack_cells(occupancy.occupied)}}
+    return Pruned(pruned, stored, masks, zeroed, occupancy.occupancy_fraction())
+
+
+def _export(field_: RadianceField, config: dict, out_dir: Path, prune: bool
+            ) -> tuple[Path, int, dict | None, RadianceField, dict]:
+    """Write the scene: ``(path, bytes, latent rate check or None for a float model, the
+    field and CONFIG written)``; with ``prune``, the smaller of the pruned and the
+    unpruned file (the rate check then has ``pruning``: both sizes and the fractions)."""
+    if not field_.grid.config.compressed:
+        path = out_dir / "model.pt"
+        return path, _save_float_model(path, field_, config), None, field_, config
+    field_.round_weights()
+    path = out_dir / "scene.shac"
+    if not prune:
+        return (path, *write_model(field_, config, path), field_, config)
+    pruned = prune_empty_space(field_, config)
+    sizes = {"unpruned": len(field_.encode_shac(config)[0]), "pruned": len(pruned.encode())}
+    log.info("empty space: %.1f%% of the latent rows are read from no occupied cell "
+             "(%.1f%% of the cells); file %d bytes pruned, %d unpruned",
+             100 * pruned.zeroed_rows, 100 * pruned.occupied_cells, sizes["pruned"],
+             sizes["unpruned"])
+    applied = sizes["pruned"] < sizes["unpruned"]
+    if applied:
+        field_, config = pruned.field, pruned.config
+    nbytes, rate = write_model(field_, config, path, pruned.row_masks if applied else None)
+    rate["pruning"] = {"zeroed_rows": pruned.zeroed_rows,
+                       "occupied_cells": pruned.occupied_cells, **sizes, "applied": applied}
+    return path, nbytes, rate, field_, config
+
+
+def _export_bytes(field_: RadianceField, config: dict, prune: bool) -> int:
+    """Bytes of the file :func:`_export` would write (for rate control)."""
+    unpruned = len(field_.encode_shac(config)[0])
+    return min(unpruned, len(prune_empty_space(field_, config).encode())) if prune else unpruned
 
 
 def _grid_float_bytes(field_: RadianceField) -> int:
@@ -193,11 +251,12 @@ def run(cfg: AppConfig, out_dir: Path, parallel: DataParallel = SINGLE) -> dict:
     train = scene.split("train").to(device)
     result, rate_search = fit_to_target(
         lambda scale: train_field(cfg, train, val, device, out_dir, config, scale, parallel),
-        lambda done: done.field, config, target, "scene")
+        lambda done: done.field, config, target, "scene",
+        size_of=lambda done: _export_bytes(done.field, config, _prunes(cfg)))
     if not parallel.is_main:
         return {"task": "nerf", "rank": parallel.rank}
     field_ = result.field.eval()
-    path, nbytes, rate = _export(field_, config, out_dir)
+    path, nbytes, rate, field_, config = _export(field_, config, out_dir, _prunes(cfg))
     report = {"task": "nerf", "scene": str(root), "split": split, "views": len(held.names),
               "height": held.H, "width": held.W, "file": str(path), "bytes": nbytes, "rate": rate,
               "compressed": cfg.grid.compressed, "grid_float_bytes": _grid_float_bytes(field_),
@@ -227,6 +286,12 @@ def summary(report: dict) -> str:
             ("train", f"{report['iterations']} steps{resumed}, {report['train_seconds']:.1f} s"),
             ("decode + render", f"{report['decode_seconds']:.1f} s"),
             ("decode == exported", str(report["decode_matches"]))]
+    pruning = (report.get("rate") or {}).get("pruning")
+    if pruning is not None:
+        rows.append(("empty space", f"{100 * pruning['zeroed_rows']:.1f}% of the latent rows "
+                     f"unread ({100 * pruning['occupied_cells']:.1f}% of the cells occupied): "
+                     f"{pruning['pruned']} bytes pruned, {pruning['unpruned']} unpruned; "
+                     f"wrote {'pruned' if pruning['applied'] else 'unpruned'}"))
     width = max(len(label) for label, _ in rows)
     table = "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
     return (table + latent_rate_lines([report.get("rate")], ["scene"])

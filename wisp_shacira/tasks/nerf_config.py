@@ -66,6 +66,10 @@ class NerfTrainerConfig(TrainerConfig):
         val_views: validation views rendered each time (evenly spaced).
         checkpoint_every: steps between checkpoints (0 = none; a checkpoint is
             also written at the end).
+        prune_empty_space: the export stores the occupancy grid rebuilt from the final
+            model in the file and sets to zero every latent row that no point inside
+            an occupied cell reads; the renders are those of the unpruned file, and the
+            smaller of the two files is written (needs ``tracer.use_occupancy``).
     """
 
     rays_per_batch: int = 1024
@@ -77,6 +81,7 @@ class NerfTrainerConfig(TrainerConfig):
     val_every: int = 500
     val_views: int = 2
     checkpoint_every: int = 250
+    prune_empty_space: bool = True
 
     def check(self) -> None:
         super().check()

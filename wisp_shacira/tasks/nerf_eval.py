@@ -2,8 +2,9 @@
 
 Encoder and decoder share these functions, so the views measured before export are
 the views a decoder renders from the file. The occupancy grid used for rendering is
-not stored: :func:`rebuild_occupancy` recomputes it deterministically from the
-field's density (``subsamples^3`` fixed points per cell), so it needs only the file.
+stored in the file (:mod:`~wisp_shacira.tasks.occupancy_file`), or, in files without
+it, recomputed deterministically from the field's density by :func:`rebuild_occupancy`
+(``subsamples^3`` fixed points per cell).
 Rendered views are rounded to 8 bits (what the PNGs hold) before any metric.
 """
 from __future__ import annotations
@@ -36,6 +37,7 @@ from wisp_shacira.metrics import psnr, ssim
 from wisp_shacira.render.occupancy import OccupancyGrid
 from wisp_shacira.render.tracer import Tracer, TracerConfig
 from wisp_shacira.tasks.decoding import build_field, eval_bytes, parse_file_config
+from wisp_shacira.tasks.occupancy_file import row_masks, unpack_cells
 
 OCCUPANCY_CHUNK = 1 << 16
 
@@ -118,11 +120,14 @@ def view_metrics(renders: np.ndarray, images: np.ndarray) -> tuple[list[float], 
 
 @dataclass
 class OccupancyMeta:
-    """The ``occupancy`` section: how the decoder rebuilds the occupancy grid."""
+    """The ``occupancy`` section: how the decoder rebuilds the occupancy grid, or the
+    grid itself (``cells``, see :mod:`~wisp_shacira.tasks.occupancy_file`; files before
+    2026-12-04 have none)."""
 
     resolution: int
     subsamples: int
     threshold: float
+    cells: str | None = None
 
     def check(self) -> None:
         require(1 <= self.resolution <= MAX_OCCUPANCY_RESOLUTION,
@@ -177,27 +182,39 @@ class SceneFileConfig:
     occupancy: OccupancyMeta
     scene: SceneMeta
     camera: CameraMeta
+    coded_rows: Literal["occupancy"] | None = None
 
 
 def scene_bytes(field: RadianceField, cfg: SceneFileConfig, views: int) -> float:
-    """Memory of rebuilding the occupancy grid and rendering ``views`` views (estimate)."""
+    """Memory of rebuilding the occupancy grid and rendering ``views`` views (an upper
+    estimate): the occupancy cells, the tracer's dense per-sample arrays of one ray
+    chunk, one field call (at most a chunk's rays times one marching segment's samples,
+    see :meth:`Tracer._evaluate`), the rays and the rendered views."""
     cells = cfg.occupancy.resolution ** 3
-    samples = cfg.tracer.chunk_size * cfg.tracer.num_samples
+    tracer = cfg.tracer
+    samples = tracer.chunk_size * tracer.num_samples
+    evaluated = tracer.chunk_size * -(-tracer.num_samples // tracer.segments)
     pixels = cfg.scene.height * cfg.scene.width
-    return (cells * 48 + eval_bytes(field, max(OCCUPANCY_CHUNK, samples)) + samples * 64
+    return (cells * 48 + eval_bytes(field, max(OCCUPANCY_CHUNK, evaluated)) + samples * 64
             + pixels * 96 + views * pixels * 3 * 2)
 
 
 def scene_model_from(field: RadianceField, meta: dict, name: str,
                      lod: int | None = None) -> SceneModel:
-    """Wrap a trained or decoded field (already in eval mode) with its tracer and the
-    occupancy of LOD ``lod`` (levels used; None = all)."""
+    """Wrap a trained or decoded field (already in eval mode) with its tracer and its
+    occupancy: the file's cells when it stores them (the same for every LOD), else the
+    grid rebuilt at LOD ``lod`` (levels used; None = all)."""
     try:
         tracer = Tracer(build_config(TracerConfig, meta["tracer"], "tracer"))
         occ = build_config(OccupancyMeta, meta["occupancy"], "occupancy")
     except (KeyError, TypeError, ConfigError) as exc:
         raise BitstreamError(f"{name}: malformed scene configuration ({exc})") from exc
-    occupancy = rebuild_occupancy(field, occ.resolution, occ.subsamples, occ.threshold, lod)
+    if occ.cells is None:
+        occupancy = rebuild_occupancy(field, occ.resolution, occ.subsamples, occ.threshold, lod)
+    else:
+        occupancy = OccupancyGrid(occ.resolution, threshold=occ.threshold, warmup_steps=0)
+        occupancy.occupied.copy_(unpack_cells(occ.cells, occ.resolution, name))
+        occupancy = occupancy.to(next(field.parameters()).device)
     return SceneModel(field, tracer, occupancy, meta, lod)
 
 
@@ -252,7 +269,7 @@ def load_scene_model(path: Path, max_lod: int | None = None,
         device: where to render (default CPU).
         views: how many views the caller will render (for the memory check).
     """
-    model: ShacModel = read_shac(path, max_lod=max_lod)
+    model: ShacModel = read_shac(path, max_lod=max_lod, row_masks=row_masks)
     if not model.levels:
         raise BitstreamError(f"{path}: no latent level to decode")
     field, _ = scene_field(model, str(path), views)

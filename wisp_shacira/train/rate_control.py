@@ -208,15 +208,19 @@ def rate_target(make_field: Callable[[], CompressedField], cfg: TrainerConfig, c
 
 
 def fit_to_target(train: Callable[[float], T], field_of: Callable[[T], CompressedField],
-                  config: dict, target: int | None, what: str) -> tuple[T, RateSearch | None]:
+                  config: dict, target: int | None, what: str,
+                  size_of: Callable[[T], int] | None = None) -> tuple[T, RateSearch | None]:
     """``train(1.0)`` without a target; with one, :func:`search` over passes
-    ``train(scale)``, each measured by the size of the file of ``field_of(result)``
-    with CONFIG ``config``."""
+    ``train(scale)``, each measured by ``size_of(result)`` (default: the size of the
+    file of ``field_of(result)`` with CONFIG ``config``; a task whose export changes the
+    field, as the NeRF task's pruning does, gives the size of what it writes)."""
     if target is None:
         return train(1.0), None
 
     def one_pass(scale: float) -> tuple[T, int]:
         result = train(scale)
+        if size_of is not None:
+            return result, size_of(result)
         return result, file_size_probe(field_of(result), config)()
 
     return search(one_pass, target, what)

@@ -22,7 +22,8 @@ heads), ``v2_5c596a8`` (per-level tables), ``v3_<commit>`` (exact integer coding
 ``v4_d42ec47`` (the context model), ``v5_3979a63`` (entropy-coded weights and the
 preset CONFIG dictionary: ``image``, ``video``, ``scene`` and ``image_per_level`` from a
 plain run, ``image_random`` and ``video_random`` from a ``--entropy-model context`` run
-into another folder).
+into another folder), ``v5_7ea6ca6`` (``scene_pruned``, ``OUT_DIR --pruned-scene``: a
+scene that stores its occupancy cells and codes only the rows read inside them).
 """
 from __future__ import annotations
 
@@ -181,6 +182,44 @@ def main(out: Path, entropy_model: str = "factorized") -> None:
         _random_video(out / "video_random.shac")
 
 
+def pruned_scene(out: Path) -> None:
+    """``scene_pruned.shac`` (from 7ea6ca6): the scene of :func:`main` on a 16^3
+    occupancy grid (200 steps), written as ``trainer.prune_empty_space`` writes a
+    pruned file (stored cells, hashed levels coding only the rows read inside them),
+    even though at this size the cells cost more than the rows they save."""
+    from wisp_shacira.codec.model_io import read_shac
+    from wisp_shacira.config import build_config
+    from wisp_shacira.tasks import nerf
+    from wisp_shacira.tasks.nerf_config import AppConfig as NerfConfig
+    from wisp_shacira.tasks.nerf_eval import load_scene_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        scene = _load("make_demo_scene").make_demo_scene(work / "scene", size=16, n_train=4,
+                                                         n_val=1, n_test=1, seed=3, supersample=1)
+        cfg = build_config(NerfConfig, {
+            "output": str(work / "run"),
+            "grid": {"num_levels": 4, "min_res": 4, "max_res": 16, "log2_table_size": 8,
+                     "feature_dim": 2, "latent_dim": 1},
+            "nef": {"hidden_dim": 8, "geo_feat_dim": 3, "color_hidden_dim": 8,
+                    "color_num_layers": 1},
+            "tracer": {"num_samples": 8, "chunk_size": 1024},
+            "dataset": {"path": str(scene)},
+            "trainer": {"iterations": 200, "seed": 0, "rays_per_batch": 64,
+                        "occupancy_resolution": 16, "occupancy_every": 4,
+                        "occupancy_warmup": 8, "val_every": 0, "checkpoint_every": 0,
+                        "rate_sample": 256, "lr_mlp": 0.03, "lambda_start": 1e-5,
+                        "lambda_end": 1e-5, "prune_empty_space": False}})
+        nerf.run(cfg, work / "run")
+        shac = work / "run" / "scene.shac"
+        pruned = nerf.prune_empty_space(load_scene_model(shac).field,
+                                        read_shac(shac, max_lod=0).config)
+        if not any(m is not None and not m.all() for m in pruned.row_masks):
+            raise RuntimeError("no hashed level leaves a row out; choose another scene")
+        (out / "scene_pruned.shac").write_bytes(pruned.encode())
+
+
 def add_to_manifest(root: Path) -> None:
     """Record digests of golden files that the manifest does not list yet, and the field
     digest of entries recorded before it existed; a digest once recorded is never changed
@@ -206,6 +245,8 @@ def add_to_manifest(root: Path) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "--manifest":
         add_to_manifest(Path(__file__).resolve().parent)
+    elif sys.argv[2:3] == ["--pruned-scene"]:
+        pruned_scene(Path(sys.argv[1]))
     elif sys.argv[2:4] == ["--entropy-model", "context"]:
         main(Path(sys.argv[1]), "context")
     else:

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from tests.tasks.test_nerf_task import scene_dir, tiny_config  # noqa: F401  (fixture)
+from wisp_shacira.codec import model_io
 from wisp_shacira.codec.model_io import decode_model, prefix_nbytes, read_shac
 from wisp_shacira.errors import BitstreamError
 from wisp_shacira.grid.occupied_rows import occupied_rows
@@ -103,13 +104,17 @@ def test_a_prefix_of_a_pruned_file_decodes_its_levels(trained: Path, tmp_path: P
         assert np.array_equal(a, b)
 
 
-def test_a_pruned_file_needs_its_masks_and_valid_cells(trained: Path, tmp_path: Path) -> None:
+def test_a_pruned_file_needs_its_masks_and_valid_cells(trained: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     meta = read_shac(trained, max_lod=0).config
     data = _pruned_file(trained, _half(meta["occupancy"]["resolution"]),
                         tmp_path / "p.shac").read_bytes()
     assert decode_model(data, max_lod=0).config["coded_rows"] == "occupancy"
-    with pytest.raises(BitstreamError, match="task's decoder"):
-        decode_model(data)
+    assert len(decode_model(data).levels) == 4          # the scene task registered its masks
+    with monkeypatch.context() as patch:
+        patch.delitem(model_io._ROW_MASKS, "occupancy")
+        with pytest.raises(BitstreamError, match="does not know"):
+            decode_model(data)
     config = decode_model(data, max_lod=0).config
     rows = decode_model(data, max_lod=0).level_rows
     with pytest.raises(BitstreamError, match="does not give the file's levels"):

@@ -224,15 +224,26 @@ RowMasks = Callable[[dict, list[int], str], "list[np.ndarray | None]"]
 """``row_masks(config, level_rows, name)``: the masks of the file ``name`` whose CONFIG
 has ``coded_rows`` (raises :class:`BitstreamError` for a CONFIG it cannot use)."""
 
+_ROW_MASKS: dict[str, RowMasks] = {}
+
+
+def register_row_masks(kind: str, row_masks: RowMasks) -> None:
+    """Make :func:`decode_model` compute the masks of files with ``coded_rows: kind``
+    with ``row_masks`` (the codec cannot: the rows follow from a task's geometry; the
+    scene task registers ``"occupancy"`` when it is imported)."""
+    _ROW_MASKS[kind] = row_masks
+
 
 def _apply_row_masks(model: ShacModel, row_masks: RowMasks | None, name: str) -> None:
     """Set ``model.row_masks`` from its CONFIG's ``coded_rows`` (checked)."""
-    if model.config.get("coded_rows") is None:
+    kind = model.config.get("coded_rows")
+    if kind is None:
         return
+    row_masks = row_masks or _ROW_MASKS.get(str(kind))
     if row_masks is None:
-        raise BitstreamError(f"{name}: its levels code only the rows its "
-                             f"{model.config['coded_rows']!r} selects; decode it with its "
-                             f"task's decoder")
+        raise BitstreamError(f"{name}: its levels code only the rows that coded_rows "
+                             f"{kind!r} selects, which this decoder does not know (scene "
+                             f"files: import wisp_shacira.tasks.nerf first)")
     masks = row_masks(model.config, list(model.level_rows), name)
     if len(masks) != model.num_levels or any(
             m is not None and (m.dtype != bool or m.shape != (rows,))
@@ -332,7 +343,8 @@ def decode_model(data: bytes, name: str = "<bytes>", max_lod: int | None = None,
         max_lod: decode levels ``0..max_lod - 1`` only (None = all).
         partial: accept a truncated/damaged stream and decode the levels it fully holds.
         row_masks: computes the coded rows of a file whose CONFIG has ``coded_rows``
-            (needed to decode any level of such a file).
+            (needed to decode any level of such a file; default: the function
+            registered for its kind, :func:`register_row_masks`).
     Raises:
         BitstreamError: anything that prevents decoding what was asked for, including a
             decode that would need more memory than :func:`limits.max_memory`.

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from wisp_shacira.codec.limits import MAX_OCCUPANCY_RESOLUTION
+from wisp_shacira.codec.model_io import register_row_masks
 from wisp_shacira.config import build_config
 from wisp_shacira.errors import BitstreamError, ConfigError
 from wisp_shacira.fields.nerf import RadianceField
@@ -103,3 +104,6 @@ def row_masks(config: dict, level_rows: list[int], name: str) -> list[np.ndarray
     if list(layout.table_sizes) != list(level_rows):
         raise BitstreamError(f"{name}: the grid configuration does not give the file's levels")
     return coded_masks(layout, occupied_rows(layout, unpack_cells(cells, resolution, name)))
+
+
+register_row_masks("occupancy", row_masks)

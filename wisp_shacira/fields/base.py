@@ -17,9 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from wisp_shacira.codec.context_io import fit_context_model
-from wisp_shacira.codec.model_io import ShacModel, coded_rows, encode_model
-from wisp_shacira.codec.tables import histogram_table
+from wisp_shacira.codec.model_io import ShacModel, encode_model
 from wisp_shacira.errors import BitstreamError
 from wisp_shacira.fields.weights import Storage, decode_tensor, encode_tensor, names_in_file
 from wisp_shacira.grid.exact import ExactLinear
@@ -96,11 +94,6 @@ class CompressedField(nn.Module):
                 :attr:`~wisp_shacira.codec.model_io.ShacModel.row_masks`; the other
                 rows must be zero); the tables or the context model are fitted to
                 the coded rows, a masked level's context model treats it as unstructured.
-
-        The histogram tables (or the context model's parameters) are fitted to the
-        integer latents and written into the file, so the coder uses the empirical
-        distribution of the symbols it codes: never worse than the learned prior
-        (which only guides training), and ~20% smaller on Kodak.
         """
         if not self.grid.config.compressed:
             raise ValueError("an uncompressed grid cannot be exported to .shac")
@@ -112,19 +105,13 @@ class CompressedField(nn.Module):
         for name, (param, kind) in self._stored().items():
             weights.update(self._file_tensors(name, param, kind))
         levels = self.grid.integer_latents()
-        rows = [len(level) for level in levels]
-        masks = row_masks or [None] * len(levels)
-        coded = [coded_rows(level, mask) for level, mask in zip(levels, masks)]
-        model = ShacModel(config=config, tables=[], weights=weights, level_rows=rows,
-                          levels=levels, row_masks=row_masks)
+        model = ShacModel(config=config, tables=[], weights=weights,
+                          level_rows=[len(level) for level in levels], levels=levels,
+                          row_masks=row_masks)
         if coder == "context":
-            shapes = [() if mask is not None else shape
-                      for shape, mask in zip(self.grid.layout.shapes, masks)]
-            model.context = fit_context_model(coded, shapes, precision)
+            model.context = self.grid.context_model(precision, row_masks)
         else:
-            symbols = np.concatenate(coded)
-            model.tables = [histogram_table(symbols[:, dim], precision)
-                            for dim in range(symbols.shape[1])]
+            model.tables = self.grid.frequency_tables(precision, row_masks)
         return model
 
     @torch.no_grad()

@@ -65,8 +65,9 @@ class ShacModel:
             version 4; ``tables`` is then empty).
         row_masks: per level, which rows the file codes (``[rows_l]`` bool; None = all);
             the other rows are zero. A file whose CONFIG has ``coded_rows`` codes its
-            levels so; the decoder's caller computes the masks from the CONFIG (see
-            :func:`decode_model`), the codec only applies them.
+            levels so; the masks follow from the CONFIG by a task's function (passed to
+            :func:`decode_model` or registered, :func:`register_row_masks`), the codec
+            only applies them.
     """
 
     config: dict

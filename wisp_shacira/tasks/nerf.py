@@ -35,8 +35,8 @@ from wisp_shacira.tasks.nerf_config import AppConfig, NerfDatasetConfig
 from wisp_shacira.tasks.nerf_eval import (SceneModel, load_any_model, rebuild_occupancy,
                                           render_turntable, render_views, scene_field,
                                           scene_model_from, turntable_poses, view_metrics)
-from wisp_shacira.tasks.occupancy_file import pack_cells, pruned_field
 from wisp_shacira.tasks.nerf_poses import read_poses
+from wisp_shacira.tasks.occupancy_file import pack_cells, pruned_field
 from wisp_shacira.tasks.protocol import LodTarget, TaskSpec
 from wisp_shacira.tasks.report import latent_rate_lines, rate_control_lines
 from wisp_shacira.tasks.nerf_train import train_field
@@ -152,6 +152,7 @@ class Pruned:
     occupied_cells: float
 
     def encode(self) -> bytes:
+        """The pruned file's bytes."""
         return self.field.encode_shac(self.config, row_masks=self.row_masks)[0]
 
 

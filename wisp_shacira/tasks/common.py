@@ -17,6 +17,7 @@ from wisp_shacira.errors import ConfigError
 from wisp_shacira.fields.base import CompressedField
 from wisp_shacira.grid.gathered import worth_gathering
 from wisp_shacira.outputs import check_writable, remove_stale_temporaries, write_atomic
+from wisp_shacira.tasks.report import latent_rate_text
 
 log = logging.getLogger("wisp_shacira")
 
@@ -120,21 +121,24 @@ def write_model(field: CompressedField, config: dict, path: Path,
 
     Returns:
         (file bytes, ``{"entropy_model", "latent_coder", "file_bytes", "model_bytes",
-        "latent_bytes"}``: ``latent_coder`` is the coding the file holds, ``file_bytes``
-        the file's size with each coding tried), also logged.
+        "latent_bytes", "own_coding_bytes"}``: ``latent_coder`` is the coding the file
+        holds, ``file_bytes`` the file's size with each coding tried, ``latent_bytes``
+        its level sections, ``own_coding_bytes`` those of the coding of the training
+        prior's own kind, the one its estimate ``model_bytes`` is to match), also logged.
     """
     data, chosen, tried = field.encode_shac(config, row_masks=row_masks)
     write_atomic(path, data)
     estimate = field.grid.model_bits() / 8
     coded = level_payload_bytes(data)
-    rate = {"entropy_model": field.grid.config.entropy_model, "latent_coder": chosen,
-            "file_bytes": tried, "model_bytes": estimate, "latent_bytes": coded}
+    own = field.grid.config.entropy_model
+    rate = {"entropy_model": own, "latent_coder": chosen, "file_bytes": tried,
+            "model_bytes": estimate, "latent_bytes": coded,
+            "own_coding_bytes": coded if chosen == own else level_payload_bytes(
+                field.encode_shac(config, coder=own, row_masks=row_masks)[0])}
     if len(tried) > 1:
         log.info("latent coding: %s; wrote %s", ", ".join(
             f"{coder} {size:,} bytes" for coder, size in rate["file_bytes"].items()), chosen)
-    log.info("latent rate: the %s model reports %.0f bytes, the %s coder wrote %d (%+.1f%%)",
-             rate["entropy_model"], estimate, chosen, coded,
-             100.0 * (coded / max(estimate, 1e-9) - 1.0))
+    log.info("latent rate: %s", latent_rate_text(rate))
     return len(data), rate
 
 

@@ -39,18 +39,31 @@ def rate_control_lines(reports: Sequence[dict | None], names: Sequence[str]) -> 
     return "".join(f"\n{line}" for line in lines)
 
 
+def latent_rate_text(rate: dict) -> str:
+    """The latent rate the training prior reports against the level bytes of its own
+    coding and, when the file holds the other coding, of the file's."""
+    model, coded = rate["model_bytes"], rate["latent_bytes"]
+    own, coder = rate["entropy_model"], rate.get("latent_coder", rate["entropy_model"])
+    own_bytes = rate.get("own_coding_bytes", coded if coder == own else None)
+
+    def versus(nbytes: int) -> str:
+        return f"{nbytes} ({100 * (nbytes / max(model, 1e-9) - 1):+.1f}%)"
+
+    text = f"the {own} model reports {model:.0f} bytes"
+    if own_bytes is not None:
+        text += f", its {own} coding wrote {versus(own_bytes)}"
+    return text if coder == own else text + f"; the file's {coder} coding wrote {versus(coded)}"
+
+
 def latent_rate_lines(rates: Sequence[dict | None], names: Sequence[str]) -> str:
     """Lines comparing, per file, the latent rate the entropy model reports with the bytes
-    the coder wrote (see :func:`~wisp_shacira.tasks.common.write_model`)."""
+    the coders wrote (see :func:`~wisp_shacira.tasks.common.write_model`)."""
     lines = []
     for name, rate in zip(names, rates):
         if rate is None:
             continue
-        model, coded = rate["model_bytes"], rate["latent_bytes"]
         coder = rate.get("latent_coder", rate["entropy_model"])
-        lines.append(f"latent rate {name}: the {rate['entropy_model']} model reports {model:.0f} "
-                     f"bytes, the {coder} coder wrote {coded} "
-                     f"({100 * (coded / max(model, 1e-9) - 1):+.1f}%)")
+        lines.append(f"latent rate {name}: {latent_rate_text(rate)}")
         tried = rate.get("file_bytes", {})
         if len(tried) > 1:
             lines.append(f"latent coding {name}: " + ", ".join(

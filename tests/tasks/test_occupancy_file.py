@@ -123,6 +123,12 @@ def test_a_pruned_file_needs_its_masks_and_valid_cells(trained: Path, tmp_path: 
         row_masks({**config, "coded_rows": "everything"}, rows, "f")
     with pytest.raises(BitstreamError, match="outside"):
         row_masks({**config, "occupancy": {**config["occupancy"], "resolution": 0}}, rows, "f")
+    # A 1024^3 grid (XZ would hold its 128 MiB of bits in a few KB) is refused before
+    # its cells are even read.
+    huge = {**config["occupancy"], "resolution": 1024, "cells": "not even read"}
+    monkeypatch.setenv("WISP_SHACIRA_MAX_MEMORY", "1G")
+    with pytest.raises(BitstreamError, match="1024\\^3 occupancy grid"):
+        row_masks({**config, "occupancy": huge}, rows, "f")
 
 
 def test_cells_round_trip_and_corrupt_cells_are_refused() -> None:

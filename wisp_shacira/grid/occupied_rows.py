@@ -55,6 +55,23 @@ def live_vertices(res: int, occupied: torch.Tensor) -> torch.Tensor:
     return live > 0
 
 
+def _examined(layout: GridLayout, res: int, size: int, dense: bool) -> bool:
+    return dense or (res + 1) ** layout.dim <= MAX_HASHED_VERTICES * size
+
+
+def working_bytes(layout: GridLayout, cells: int) -> int:
+    """Peak memory of :func:`occupied_rows` for an occupancy grid of ``cells`` per axis
+    (an upper estimate: the float32 products of :func:`live_vertices` at every stage,
+    the hashed slab's coordinates and rows, the masks)."""
+    peak = 0
+    for res, size, dense in zip(layout.resolutions, layout.table_sizes, layout.dense):
+        if _examined(layout, res, size, dense):
+            stages = max((res + 1) ** k * cells ** (layout.dim - k)
+                         for k in range(layout.dim + 1))
+            peak = max(peak, 9 * stages + (layout.dim + 1) * 8 * SLAB_VERTICES)
+    return peak + sum(layout.table_sizes) + 5 * cells**layout.dim
+
+
 def occupied_rows(layout: GridLayout, occupied: torch.Tensor) -> list[torch.Tensor | None]:
     """Per level, the rows read from inside occupied cells.
 
@@ -71,7 +88,7 @@ def occupied_rows(layout: GridLayout, occupied: torch.Tensor) -> list[torch.Tens
                          f"{occupied.dtype} of shape {tuple(occupied.shape)}")
     masks: list[torch.Tensor | None] = []
     for res, size, dense in zip(layout.resolutions, layout.table_sizes, layout.dense):
-        if not dense and (res + 1) ** layout.dim > MAX_HASHED_VERTICES * size:
+        if not _examined(layout, res, size, dense):
             masks.append(None)
             continue
         live = live_vertices(res, occupied.cpu())

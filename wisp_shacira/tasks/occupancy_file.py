@@ -19,13 +19,13 @@ import lzma
 import numpy as np
 import torch
 
-from wisp_shacira.codec.limits import MAX_OCCUPANCY_RESOLUTION
+from wisp_shacira.codec.limits import MAX_OCCUPANCY_RESOLUTION, check_memory
 from wisp_shacira.codec.model_io import register_row_masks
 from wisp_shacira.config import build_config
 from wisp_shacira.errors import BitstreamError, ConfigError
 from wisp_shacira.fields.nerf import RadianceField
 from wisp_shacira.grid.hashing import GridLayout, make_layout
-from wisp_shacira.grid.occupied_rows import occupied_rows
+from wisp_shacira.grid.occupied_rows import occupied_rows, working_bytes
 from wisp_shacira.grid.shacira_grid import GridConfig
 
 
@@ -103,6 +103,8 @@ def row_masks(config: dict, level_rows: list[int], name: str) -> list[np.ndarray
     layout = make_layout(3, grid.min_res, grid.max_res, grid.num_levels, grid.log2_table_size)
     if list(layout.table_sizes) != list(level_rows):
         raise BitstreamError(f"{name}: the grid configuration does not give the file's levels")
+    check_memory(working_bytes(layout, resolution), f"the latent rows that a {resolution}^3 "
+                 f"occupancy grid keeps", name)
     return coded_masks(layout, occupied_rows(layout, unpack_cells(cells, resolution, name)))
 
 

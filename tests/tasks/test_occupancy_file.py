@@ -144,3 +144,15 @@ def test_cells_round_trip_and_corrupt_cells_are_refused() -> None:
     for value in bad.values():
         with pytest.raises(BitstreamError, match="occupancy cells"):
             unpack_cells(value, 6, "f")
+
+
+def test_rate_control_measures_the_file_the_export_writes(scene_dir: Path,  # noqa: F811
+                                                          tmp_path: Path) -> None:
+    free = nerf.run(tiny_config(scene_dir, tmp_path / "a", iterations=30, val_every=0,
+                                checkpoint_every=0), tmp_path / "a")
+    target = int(free["bytes"] * 1.15)
+    report = nerf.run(tiny_config(scene_dir, tmp_path / "b", iterations=30, val_every=0,
+                                  checkpoint_every=0, target_bytes=target), tmp_path / "b")
+    control = report["rate_control"]
+    assert control["target_bytes"] == target
+    assert control["reached_bytes"] == report["bytes"] == (tmp_path / "b" / "scene.shac").stat().st_size

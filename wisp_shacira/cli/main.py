@@ -49,6 +49,9 @@ def cmd_info(args: argparse.Namespace) -> None:
           f"{model.num_levels} levels, latent dim {model.latent_dim}, latents coded with the "
           f"{coder} model (trained with the {prior} prior), weights stored as {storage}, "
           f"{total} bytes")
+    if model.config.get("coded_rows") is not None:
+        print(f"levels code only the rows that coded_rows {model.config['coded_rows']!r} "
+              f"selects (a scene: those read inside its stored occupancy grid)")
     print(format_table(["section", "bytes"], rows + [("header", total - sum(r[1] for r in rows))]))
     if problem:
         print(f"warning: {problem}")

@@ -1,7 +1,7 @@
 """A scene's occupancy grid stored in its file, and the latent rows it makes unread.
 
 By default a scene file stores the occupancy grid rebuilt from the final model (CONFIG
-``occupancy.cells``: the cells as bits, x slowest, XZ-compressed, base64). The decoder
+``occupancy.cells``: the cells as bits, x slowest, raw LZMA2, base64). The decoder
 then renders with those cells instead of rebuilding them. Every latent row that no
 point inside an occupied cell reads
 (:func:`~wisp_shacira.grid.occupied_rows.occupied_rows`) is set to zero, and a hashed
@@ -29,22 +29,30 @@ from wisp_shacira.grid.occupied_rows import occupied_rows, working_bytes
 from wisp_shacira.grid.shacira_grid import GridConfig
 
 
+def _filters(resolution: int) -> list[dict]:
+    """The raw LZMA2 filter chain of an ``r^3`` grid's cells: the dictionary just holds
+    them (at least LZMA2's 4 KiB), so decoding allocates no more than that."""
+    return [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME,
+             "dict_size": max(4096, -(-resolution**3 // 8))}]
+
+
 def pack_cells(occupied: torch.Tensor) -> str:
     """``[r, r, r]`` bool -> the text of ``occupancy.cells``."""
     bits = np.packbits(occupied.cpu().numpy().reshape(-1)).tobytes()
-    return base64.b64encode(lzma.compress(bits, format=lzma.FORMAT_XZ, preset=9)).decode("ascii")
+    packed = lzma.compress(bits, format=lzma.FORMAT_RAW, filters=_filters(occupied.shape[0]))
+    return base64.b64encode(packed).decode("ascii")
 
 
 def unpack_cells(text: object, resolution: int, name: str) -> torch.Tensor:
     """The ``[r, r, r]`` bool cells of ``occupancy.cells``, with ``r = resolution``.
 
     Raises:
-        BitstreamError: not base64, not an XZ stream, or not exactly ``r^3`` bits.
+        BitstreamError: not base64, not an LZMA2 stream, or not exactly ``r^3`` bits.
     """
     size = -(-resolution**3 // 8)
     try:
         packed = base64.b64decode(str(text), validate=True)
-        inflater = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+        inflater = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_filters(resolution))
         bits = inflater.decompress(packed, max_length=size + 1)
         complete = inflater.eof and not inflater.unused_data
     except (binascii.Error, ValueError, lzma.LZMAError) as exc:

@@ -22,7 +22,7 @@ heads), ``v2_5c596a8`` (per-level tables), ``v3_<commit>`` (exact integer coding
 ``v4_d42ec47`` (the context model), ``v5_3979a63`` (entropy-coded weights and the
 preset CONFIG dictionary: ``image``, ``video``, ``scene`` and ``image_per_level`` from a
 plain run, ``image_random`` and ``video_random`` from a ``--entropy-model context`` run
-into another folder), ``v5_7ea6ca6`` (``scene_pruned``, ``OUT_DIR --pruned-scene``: a
+into another folder), ``v5_0cd2e3f`` (``scene_pruned``, ``OUT_DIR --pruned-scene``: a
 scene that stores its occupancy cells and codes only the rows read inside them).
 """
 from __future__ import annotations
@@ -183,7 +183,7 @@ def main(out: Path, entropy_model: str = "factorized") -> None:
 
 
 def pruned_scene(out: Path) -> None:
-    """``scene_pruned.shac`` (from 7ea6ca6): the scene of :func:`main` on a 16^3
+    """``scene_pruned.shac`` (from 0cd2e3f): the scene of :func:`main` on a 16^3
     occupancy grid (200 steps), written as ``trainer.prune_empty_space`` writes a
     pruned file (stored cells, hashed levels coding only the rows read inside them),
     even though at this size the cells cost more than the rows they save."""

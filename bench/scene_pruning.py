@@ -25,7 +25,6 @@ import numpy as np
 from wisp_shacira.codec.model_io import decode_model, read_shac
 from wisp_shacira.tasks.nerf import prune_empty_space
 from wisp_shacira.tasks.nerf_eval import load_scene_model, render_turntable
-from wisp_shacira.tasks.occupancy_file import row_masks
 from wisp_shacira.tasks.report import format_table
 
 VIEWS = 3
@@ -44,7 +43,7 @@ def measure(path: Path) -> dict:
         sizes[f"pruned {coder}"] = len(pruned.field.encode_shac(
             pruned.config, coder=coder, row_masks=pruned.row_masks)[0])
     data = pruned.encode()
-    decoded = decode_model(data, str(path), row_masks=row_masks)
+    decoded = decode_model(data, str(path))
     reference = render_turntable(scene, VIEWS)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "pruned.shac"

@@ -21,9 +21,8 @@ from pathlib import Path
 from wisp_shacira.codec.container import read_file_bytes
 from wisp_shacira.codec.model_io import ShacModel, decode_model, level_prefix_bytes
 from wisp_shacira.errors import BitstreamError, ConfigError
-from wisp_shacira.tasks import get_task
+from wisp_shacira.tasks import TASKS, get_task
 from wisp_shacira.tasks.common import prepare_decode_output
-from wisp_shacira.tasks.occupancy_file import row_masks
 from wisp_shacira.tasks.protocol import LodSource, Task
 
 
@@ -84,7 +83,10 @@ def stream_from_bytes(data: bytes, name: str, max_lod: int | None = None,
     """
     if max_lod is not None and max_lod < 1:
         raise ConfigError(f"{name}: --max-lod must be >= 1, got {max_lod}")
-    model = decode_model(data, name, max_lod=max_lod, partial=partial, row_masks=row_masks)
+    task = decode_model(data, name, max_lod=0, partial=partial).config.get("task")
+    if task in TASKS:
+        get_task(task)       # imported before the levels: a task may register row masks
+    model = decode_model(data, name, max_lod=max_lod, partial=partial)
     if max_lod is not None and max_lod > model.num_levels:
         raise ConfigError(f"{name}: --max-lod {max_lod} is out of range 1..{model.num_levels}")
     if not model.levels:

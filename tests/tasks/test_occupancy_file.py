@@ -4,6 +4,7 @@ prefixes that decode, and clear errors for what a decoder cannot use."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import lzma
 from pathlib import Path
 
@@ -17,8 +18,8 @@ from wisp_shacira.codec.model_io import decode_model, prefix_nbytes, read_shac
 from wisp_shacira.errors import BitstreamError
 from wisp_shacira.grid.occupied_rows import occupied_rows
 from wisp_shacira.tasks import nerf
-from wisp_shacira.tasks.nerf_eval import load_scene_model, render_views
-from wisp_shacira.tasks.occupancy_file import pack_cells, pruned_field, row_masks, unpack_cells
+from wisp_shacira.tasks.nerf_eval import load_scene_model, render_views, scene_row_masks
+from wisp_shacira.tasks.occupancy_file import pack_cells, pruned_field, unpack_cells
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def test_a_pruned_file_renders_what_the_unpruned_field_renders(trained: Path,
     assert expected.std() > 0
     # The unread rows decode as zero, the read ones as in the unpruned file.
     layout = decoded.field.grid.layout
-    before, after = read_shac(trained), read_shac(pruned, row_masks=row_masks)
+    before, after = read_shac(trained), read_shac(pruned)
     coded = 0
     for level, read in enumerate(occupied_rows(layout, cells)):
         if read is None:
@@ -97,8 +98,8 @@ def test_a_prefix_of_a_pruned_file_decodes_its_levels(trained: Path, tmp_path: P
     meta = read_shac(trained, max_lod=0).config
     data = _pruned_file(trained, _half(meta["occupancy"]["resolution"]),
                         tmp_path / "p.shac").read_bytes()
-    full = decode_model(data, row_masks=row_masks)
-    prefix = decode_model(data[:prefix_nbytes(data, 3)], partial=True, row_masks=row_masks)
+    full = decode_model(data)
+    prefix = decode_model(data[:prefix_nbytes(data, 3)], partial=True)
     assert len(prefix.levels) == 3
     for a, b in zip(prefix.levels, full.levels):
         assert np.array_equal(a, b)
@@ -115,20 +116,29 @@ def test_a_pruned_file_needs_its_masks_and_valid_cells(trained: Path, tmp_path: 
         patch.delitem(model_io._ROW_MASKS, "occupancy")
         with pytest.raises(BitstreamError, match="does not know"):
             decode_model(data)
-    config = decode_model(data, max_lod=0).config
-    rows = decode_model(data, max_lod=0).level_rows
-    with pytest.raises(BitstreamError, match="does not give the file's levels"):
-        row_masks({**config, "grid": {**config["grid"], "log2_table_size": 9}}, rows, "f")
-    with pytest.raises(BitstreamError, match="unknown coded_rows"):
-        row_masks({**config, "coded_rows": "everything"}, rows, "f")
-    with pytest.raises(BitstreamError, match="outside"):
-        row_masks({**config, "occupancy": {**config["occupancy"], "resolution": 0}}, rows, "f")
+    head = decode_model(data, max_lod=0)
+    config = head.config
+
+    def masks_of(**changes: object) -> list:
+        return scene_row_masks(dataclasses.replace(head, config={**config, **changes}), "f")
+
+    with pytest.raises(BitstreamError, match="log2_table_size|does not give the file's levels"):
+        masks_of(grid={**config["grid"], "log2_table_size": 9})
+    with pytest.raises(BitstreamError, match="coded_rows"):
+        masks_of(coded_rows="everything")
+    with pytest.raises(BitstreamError, match="occupancy.resolution"):
+        masks_of(occupancy={**config["occupancy"], "resolution": 0})
+    # What the fuzzer found: a grid that is not a mapping, and 10^9 levels (the layout of
+    # which took minutes to build) are refused by the scene decoder's checks first.
+    with pytest.raises(BitstreamError, match="invalid configuration"):
+        masks_of(grid=[])
+    with pytest.raises(BitstreamError, match="num_levels"):
+        masks_of(grid={**config["grid"], "num_levels": 10**9})
     # A 1024^3 grid (LZMA2 would hold its 128 MiB of bits in a few KB) is refused before
     # its cells are even read.
-    huge = {**config["occupancy"], "resolution": 1024, "cells": "not even read"}
     monkeypatch.setenv("WISP_SHACIRA_MAX_MEMORY", "1G")
     with pytest.raises(BitstreamError, match="1024\\^3 occupancy grid"):
-        row_masks({**config, "occupancy": huge}, rows, "f")
+        masks_of(occupancy={**config["occupancy"], "resolution": 1024, "cells": "not even read"})
 
 
 def _raw(data: bytes) -> bytes:

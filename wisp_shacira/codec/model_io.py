@@ -221,9 +221,10 @@ def _decode_level(model: ShacModel, index: int, payload: bytes, coder: int) -> n
     return level
 
 
-RowMasks = Callable[[dict, list[int], str], "list[np.ndarray | None]"]
-"""``row_masks(config, level_rows, name)``: the masks of the file ``name`` whose CONFIG
-has ``coded_rows`` (raises :class:`BitstreamError` for a CONFIG it cannot use)."""
+RowMasks = Callable[["ShacModel", str], "list[np.ndarray | None]"]
+"""``row_masks(model, name)``: the masks of the file ``name`` whose CONFIG has
+``coded_rows``, from its head (``model``: CONFIG, tables, weights; no level decoded
+yet); raises :class:`BitstreamError` for a head it cannot use."""
 
 _ROW_MASKS: dict[str, RowMasks] = {}
 
@@ -245,7 +246,7 @@ def _apply_row_masks(model: ShacModel, row_masks: RowMasks | None, name: str) ->
         raise BitstreamError(f"{name}: its levels code only the rows that coded_rows "
                              f"{kind!r} selects, which this decoder does not know (scene "
                              f"files: import wisp_shacira.tasks.nerf first)")
-    masks = row_masks(model.config, list(model.level_rows), name)
+    masks = row_masks(model, name)
     if len(masks) != model.num_levels or any(
             m is not None and (m.dtype != bool or m.shape != (rows,))
             for m, rows in zip(masks, model.level_rows)):

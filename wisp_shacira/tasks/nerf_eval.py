@@ -25,19 +25,21 @@ from tqdm.auto import tqdm
 from wisp_shacira.codec import limits
 from wisp_shacira.codec.limits import (MAX_IMAGE_SIDE, MAX_OCCUPANCY_RESOLUTION,
                                        MAX_OCCUPANCY_SUBSAMPLES)
-from wisp_shacira.codec.model_io import ShacModel, read_shac
+from wisp_shacira.codec.model_io import ShacModel, read_shac, register_row_masks
 from wisp_shacira.config import build_config, require
 from wisp_shacira.datasets.nerf_synthetic import BLENDER_TO_YUP
 from wisp_shacira.datasets.rtmv import look_at_c2w
 from wisp_shacira.errors import BitstreamError, ConfigError
 from wisp_shacira.fields.nerf import NerfNefConfig, RadianceField
 from wisp_shacira.grid.exact import exact_sin_cos, exact_sum
+from wisp_shacira.grid.hashing import make_layout
+from wisp_shacira.grid.occupied_rows import occupied_rows, working_bytes
 from wisp_shacira.grid.shacira_grid import GridConfig
 from wisp_shacira.metrics import psnr, ssim
 from wisp_shacira.render.occupancy import OccupancyGrid
 from wisp_shacira.render.tracer import Tracer, TracerConfig
 from wisp_shacira.tasks.decoding import build_field, eval_bytes, parse_file_config
-from wisp_shacira.tasks.occupancy_file import row_masks, unpack_cells
+from wisp_shacira.tasks.occupancy_file import coded_masks, unpack_cells
 
 OCCUPANCY_CHUNK = 1 << 16
 
@@ -244,6 +246,28 @@ def check_render_limits(cfg: SceneFileConfig, name: str) -> None:
                       "occupancy points (resolution x subsamples)^3", name)
 
 
+def scene_row_masks(model: ShacModel, name: str) -> list[np.ndarray | None]:
+    """The coded rows of a scene file with ``coded_rows: "occupancy"`` (registered with
+    the codec, :func:`~wisp_shacira.codec.model_io.register_row_masks`): its CONFIG is
+    checked as a scene decoder checks it, and the memory of deriving the rows, before
+    the stored cells are unpacked."""
+    cfg = parse_file_config(SceneFileConfig, model, name)
+    if cfg.coded_rows != "occupancy" or cfg.occupancy.cells is None:
+        raise BitstreamError(f"{name}: coded_rows {cfg.coded_rows!r} without stored "
+                             f"occupancy cells")
+    grid, resolution = cfg.grid, cfg.occupancy.resolution
+    layout = make_layout(3, grid.min_res, grid.max_res, grid.num_levels, grid.log2_table_size)
+    if list(layout.table_sizes) != list(model.level_rows):
+        raise BitstreamError(f"{name}: the grid configuration does not give the file's levels")
+    limits.check_memory(working_bytes(layout, resolution), f"the latent rows that a "
+                        f"{resolution}^3 occupancy grid keeps", name)
+    return coded_masks(layout, occupied_rows(layout, unpack_cells(cfg.occupancy.cells,
+                                                                  resolution, name)))
+
+
+register_row_masks("occupancy", scene_row_masks)
+
+
 def scene_field(model: ShacModel, name: str, views: int = 1) -> tuple[RadianceField,
                                                                       SceneFileConfig]:
     """The radiance field of a decoded scene file, after checking its configuration, its
@@ -269,7 +293,7 @@ def load_scene_model(path: Path, max_lod: int | None = None,
         device: where to render (default CPU).
         views: how many views the caller will render (for the memory check).
     """
-    model: ShacModel = read_shac(path, max_lod=max_lod, row_masks=row_masks)
+    model: ShacModel = read_shac(path, max_lod=max_lod)
     if not model.levels:
         raise BitstreamError(f"{path}: no latent level to decode")
     field, _ = scene_field(model, str(path), views)

@@ -6,7 +6,7 @@ then renders with those cells instead of rebuilding them. Every latent row that 
 point inside an occupied cell reads
 (:func:`~wisp_shacira.grid.occupied_rows.occupied_rows`) is set to zero, and a hashed
 level does not code those rows at all (CONFIG ``coded_rows: "occupancy"``; the decoder
-computes the same rows from the cells, :func:`row_masks`). The render is the one the unpruned file gives: the same
+computes the same rows from the cells, :func:`~wisp_shacira.tasks.nerf_eval.scene_row_masks`). The render is the one the unpruned file gives: the same
 cells, the same rows read. Files without ``cells`` rebuild the grid as before.
 """
 from __future__ import annotations
@@ -19,14 +19,10 @@ import lzma
 import numpy as np
 import torch
 
-from wisp_shacira.codec.limits import MAX_OCCUPANCY_RESOLUTION, check_memory
-from wisp_shacira.codec.model_io import register_row_masks
-from wisp_shacira.config import build_config
-from wisp_shacira.errors import BitstreamError, ConfigError
+from wisp_shacira.errors import BitstreamError
 from wisp_shacira.fields.nerf import RadianceField
-from wisp_shacira.grid.hashing import GridLayout, make_layout
-from wisp_shacira.grid.occupied_rows import occupied_rows, working_bytes
-from wisp_shacira.grid.shacira_grid import GridConfig
+from wisp_shacira.grid.hashing import GridLayout
+from wisp_shacira.grid.occupied_rows import occupied_rows
 
 
 def _filters(resolution: int) -> list[dict]:
@@ -90,30 +86,3 @@ def pruned_field(field: RadianceField, occupied: torch.Tensor
             grid.latents[rows.to(grid.latents.device)] = 0.0
             zeroed += len(rows)
     return pruned, coded_masks(grid.layout, read), zeroed / grid.layout.total_rows
-
-
-def row_masks(config: dict, level_rows: list[int], name: str) -> list[np.ndarray | None]:
-    """The coded rows of a file whose CONFIG has ``coded_rows`` (the codec's
-    :data:`~wisp_shacira.codec.model_io.RowMasks`): for ``"occupancy"``, the rows read
-    from inside the stored occupancy cells of a scene's grid."""
-    if config.get("coded_rows") != "occupancy":
-        raise BitstreamError(f"{name}: unknown coded_rows {config.get('coded_rows')!r}")
-    try:
-        grid = build_config(GridConfig, config["grid"], "grid")
-        occupancy = config["occupancy"]
-        resolution = occupancy["resolution"]
-        cells = occupancy["cells"]
-    except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise BitstreamError(f"{name}: malformed scene configuration ({exc})") from exc
-    if not isinstance(resolution, int) or not 1 <= resolution <= MAX_OCCUPANCY_RESOLUTION:
-        raise BitstreamError(f"{name}: occupancy.resolution = {resolution!r} is outside "
-                             f"1..{MAX_OCCUPANCY_RESOLUTION}")
-    layout = make_layout(3, grid.min_res, grid.max_res, grid.num_levels, grid.log2_table_size)
-    if list(layout.table_sizes) != list(level_rows):
-        raise BitstreamError(f"{name}: the grid configuration does not give the file's levels")
-    check_memory(working_bytes(layout, resolution), f"the latent rows that a {resolution}^3 "
-                 f"occupancy grid keeps", name)
-    return coded_masks(layout, occupied_rows(layout, unpack_cells(cells, resolution, name)))
-
-
-register_row_masks("occupancy", row_masks)

@@ -42,6 +42,13 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
 
 
+def smallest(encoded: dict[str, bytes]) -> tuple[bytes, str, dict[str, int]]:
+    """``(bytes, coding, {coding: file size})`` of the smallest of ``encoded`` (the
+    codings of :meth:`CompressedField.encode_codings`; ties go to the first)."""
+    chosen = min(encoded, key=lambda coder: len(encoded[coder]))
+    return encoded[chosen], chosen, {coder: len(data) for coder, data in encoded.items()}
+
+
 class CompressedField(nn.Module):
     """A grid and its heads; subclasses define ``forward``.
 
@@ -128,11 +135,18 @@ class CompressedField(nn.Module):
         grid = self.grid.config
         coders = grid.latent_codings() if coder is None else dataclasses.replace(
             grid, latent_coder=coder).latent_codings()
-        encoded = {coder: encode_model(self.to_shac_model(config, precision, coder, row_masks),
-                                       precision)
-                   for coder in coders}
-        chosen = min(coders, key=lambda coder: len(encoded[coder]))
-        return encoded[chosen], chosen, {coder: len(data) for coder, data in encoded.items()}
+        return smallest(self.encode_codings(config, precision, coders, row_masks))
+
+    @torch.no_grad()
+    def encode_codings(self, config: dict, precision: int = 16,
+                       coders: tuple[str, ...] | None = None,
+                       row_masks: list[np.ndarray | None] | None = None) -> dict[str, bytes]:
+        """The ``.shac`` bytes of this field in each of ``coders`` (``factorized``,
+        ``context``; None = those ``grid.latent_coder`` tries), for a caller that needs
+        more than the smallest (:func:`smallest` picks it)."""
+        coders = self.grid.config.latent_codings() if coders is None else coders
+        return {coder: encode_model(self.to_shac_model(config, precision, coder, row_masks),
+                                    precision) for coder in coders}
 
     def check_shac_model(self, model: ShacModel, name: str = "<file>") -> dict[str, np.ndarray]:
         """The float32 weights of ``model`` after checking them against this field.

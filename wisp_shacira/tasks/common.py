@@ -14,7 +14,7 @@ import torch
 
 from wisp_shacira.codec.model_io import level_payload_bytes
 from wisp_shacira.errors import ConfigError
-from wisp_shacira.fields.base import CompressedField
+from wisp_shacira.fields.base import CompressedField, smallest
 from wisp_shacira.grid.gathered import worth_gathering
 from wisp_shacira.outputs import check_writable, remove_stale_temporaries, write_atomic
 from wisp_shacira.tasks.report import latent_rate_text
@@ -111,13 +111,14 @@ def tensorboard_writer(enabled: bool, logdir: Path):
 
 
 def write_model(field: CompressedField, config: dict, path: Path,
-                row_masks: list | None = None) -> tuple[int, dict]:
+                row_masks: list | None = None,
+                encoded: dict[str, bytes] | None = None) -> tuple[int, dict]:
     """Write the field's ``.shac`` file (call ``round_weights`` first) and compare the rate
     its entropy model reports for the rounded latents with the bytes the coder wrote.
 
     With ``grid.latent_coder: auto`` both codings are made and the smaller written
-    (:meth:`~wisp_shacira.fields.base.CompressedField.encode_shac`, which also takes
-    ``row_masks``).
+    (:meth:`~wisp_shacira.fields.base.CompressedField.encode_codings`, which also takes
+    ``row_masks``); ``encoded`` gives them when the caller already made them.
 
     Returns:
         (file bytes, ``{"entropy_model", "latent_coder", "file_bytes", "model_bytes",
@@ -126,15 +127,16 @@ def write_model(field: CompressedField, config: dict, path: Path,
         its level sections, ``own_coding_bytes`` those of the coding of the training
         prior's own kind, the one its estimate ``model_bytes`` is to match), also logged.
     """
-    data, chosen, tried = field.encode_shac(config, row_masks=row_masks)
+    encoded = encoded or field.encode_codings(config, row_masks=row_masks)
+    data, chosen, tried = smallest(encoded)
     write_atomic(path, data)
     estimate = field.grid.model_bits() / 8
-    coded = level_payload_bytes(data)
     own = field.grid.config.entropy_model
+    own_data = encoded[own] if own in encoded else field.encode_codings(
+        config, coders=(own,), row_masks=row_masks)[own]
     rate = {"entropy_model": own, "latent_coder": chosen, "file_bytes": tried,
-            "model_bytes": estimate, "latent_bytes": coded,
-            "own_coding_bytes": coded if chosen == own else level_payload_bytes(
-                field.encode_shac(config, coder=own, row_masks=row_masks)[0])}
+            "model_bytes": estimate, "latent_bytes": level_payload_bytes(data),
+            "own_coding_bytes": level_payload_bytes(own_data)}
     if len(tried) > 1:
         log.info("latent coding: %s; wrote %s", ", ".join(
             f"{coder} {size:,} bytes" for coder, size in rate["file_bytes"].items()), chosen)

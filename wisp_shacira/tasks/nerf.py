@@ -24,6 +24,7 @@ from wisp_shacira.datasets.nerf_synthetic import (BLENDER_TO_YUP, NerfScene, loa
 from wisp_shacira.datasets.rtmv import load_rtmv
 from wisp_shacira.datasets.video import check_video_output, save_video
 from wisp_shacira.errors import ConfigError
+from wisp_shacira.fields.base import smallest
 from wisp_shacira.fields.nerf import RadianceField
 from wisp_shacira.outputs import write_atomic
 from wisp_shacira.metrics import format_metric, mean_metric
@@ -151,9 +152,13 @@ class Pruned:
     zeroed_rows: float
     occupied_cells: float
 
+    def codings(self) -> dict[str, bytes]:
+        """The pruned file's bytes in each coding the grid tries."""
+        return self.field.encode_codings(self.config, row_masks=self.row_masks)
+
     def encode(self) -> bytes:
-        """The pruned file's bytes."""
-        return self.field.encode_shac(self.config, row_masks=self.row_masks)[0]
+        """The pruned file's bytes (the smallest coding)."""
+        return smallest(self.codings())[0]
 
 
 def prune_empty_space(field_: RadianceField, config: dict) -> Pruned:
@@ -182,7 +187,9 @@ def _export(field_: RadianceField, config: dict, out_dir: Path, prune: bool
     if not prune:
         return (path, *write_model(field_, config, path), field_, config)
     pruned = prune_empty_space(field_, config)
-    sizes = {"unpruned": len(field_.encode_shac(config)[0]), "pruned": len(pruned.encode())}
+    unpruned_codings, pruned_codings = field_.encode_codings(config), pruned.codings()
+    sizes = {"unpruned": len(smallest(unpruned_codings)[0]),
+             "pruned": len(smallest(pruned_codings)[0])}
     log.info("empty space: %.1f%% of the latent rows are read from no occupied cell "
              "(%.1f%% of the cells); file %d bytes pruned, %d unpruned",
              100 * pruned.zeroed_rows, 100 * pruned.occupied_cells, sizes["pruned"],
@@ -190,7 +197,8 @@ def _export(field_: RadianceField, config: dict, out_dir: Path, prune: bool
     applied = sizes["pruned"] < sizes["unpruned"]
     if applied:
         field_, config = pruned.field, pruned.config
-    nbytes, rate = write_model(field_, config, path, pruned.row_masks if applied else None)
+    nbytes, rate = write_model(field_, config, path, pruned.row_masks if applied else None,
+                               pruned_codings if applied else unpruned_codings)
     rate["pruning"] = {"zeroed_rows": pruned.zeroed_rows,
                        "occupied_cells": pruned.occupied_cells, **sizes, "applied": applied}
     return path, nbytes, rate, field_, config
